@@ -1,0 +1,3 @@
+from staffer.cli import main
+
+main()

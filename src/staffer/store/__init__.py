@@ -1,0 +1,19 @@
+"""Store: one interface for sessions, messages, runs and tool calls; SQLite by default."""
+
+from staffer.store._base import (
+    MessageRecord,
+    RunRecord,
+    RunStatus,
+    SessionRecord,
+    Store,
+    ToolCallRecord,
+)
+
+__all__ = [
+    "MessageRecord",
+    "RunRecord",
+    "RunStatus",
+    "SessionRecord",
+    "Store",
+    "ToolCallRecord",
+]
