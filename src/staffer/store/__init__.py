@@ -8,11 +8,13 @@ from staffer.store._base import (
     Store,
     ToolCallRecord,
 )
+from staffer.store.sqlite import SQLiteStore
 
 __all__ = [
     "MessageRecord",
     "RunRecord",
     "RunStatus",
+    "SQLiteStore",
     "SessionRecord",
     "Store",
     "ToolCallRecord",

@@ -1,0 +1,235 @@
+"""The `staffer` commands. Heavy imports (rich, httpx, the gateway) happen inside commands.
+
+Exit codes: 0 success, 1 a run failed or was cancelled, 2 something to fix (config, token,
+connection) — reported as the key, the problem and the fix, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import replace
+from typing import Annotated
+
+import typer
+
+from staffer.config import Config, Home, check_config, init_home, load_config
+from staffer.errors import ConfigError
+
+# rich_markup_mode=None keeps `--help` on click's plain formatter: rich's costs ~0.2 s.
+app = typer.Typer(
+    name="staffer",
+    help="Staffer: a self-hosted runtime that turns an LLM into an AI employee.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(
+    help="Check, locate and document the config file.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(config_app, name="config")
+
+
+def main() -> None:
+    """Entry point of the `staffer` console script."""
+    app()
+
+
+def _home() -> Home:
+    return Home.from_env(os.environ)
+
+
+def _load(home: Home) -> Config:
+    from staffer.cli._output import fail_config
+
+    try:
+        return load_config(home.config_file)
+    except ConfigError as exc:
+        fail_config(exc)
+
+
+@app.command()
+def init() -> None:
+    """Set up the home folder.
+
+    Creates config.toml, the access token and the workspace files; never overwrites.
+    """
+    from staffer.cli._output import console, fail_config
+
+    home = _home()
+    try:
+        created = init_home(home)
+    except ConfigError as exc:
+        fail_config(exc)
+    out = console()
+    if created:
+        out.print(f"Set up Staffer in {home.root}:")
+        for path in created:
+            out.print(f"  [green]+[/] {path}")
+    else:
+        out.print(f"Staffer is already set up in {home.root}; nothing changed.")
+    out.print("\nNext:")
+    try:
+        has_model = bool(load_config(home.config_file).model.name)
+    except ConfigError:
+        has_model = False
+        out.print("  - fix the config file: [bold]staffer config check[/] says what is wrong")
+    if not has_model:
+        out.print(f"  - connect a model in {home.config_file} ([bold]staffer config docs[/])")
+    out.print("  - run [bold]staffer start[/] and open the URL it prints")
+    out.print('  - or chat in the terminal: [bold]staffer chat -m "hello"[/]')
+
+
+@app.command()
+def start(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (overrides gateway.host).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (overrides gateway.port).")] = None,
+) -> None:
+    """Start the gateway: web UI, API and agent.
+
+    Sets up the home folder on first run.
+    """
+    from staffer.cli._output import console, fail_config
+
+    home = _home()
+    try:
+        created = init_home(home)
+        config = load_config(home.config_file)
+        gateway = config.gateway
+        config = replace(
+            config,
+            gateway=replace(
+                gateway,
+                host=gateway.host if host is None else host,
+                port=gateway.port if port is None else port,
+            ),
+        )
+        check_config(config)
+    except ConfigError as exc:
+        fail_config(exc)
+    if created:
+        console(stderr=True).print(f"[dim]Set up Staffer in {home.root}[/]")
+    if not config.model.name:
+        _print_model_help()
+
+    from staffer.gateway import serve
+
+    try:
+        serve(config, home)
+    except ConfigError as exc:
+        fail_config(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def _print_model_help() -> None:
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from staffer.cli._output import console
+    from staffer.config import MODEL_HELP
+
+    panel = Panel(
+        Text(MODEL_HELP.rstrip()),
+        title="No model connected",
+        title_align="left",
+        border_style="yellow",
+        expand=False,
+    )
+    console(stderr=True, soft_wrap=False).print(panel)
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate config.toml and summarise it.
+
+    A problem is printed as the key, what is wrong and the fix, with exit code 2.
+    """
+    from staffer.cli._output import console, fail_config
+
+    home = _home()
+    config = _load(home)
+    g, m = config.gateway, config.model
+    if m.name:
+        # Building the model checks what the file alone cannot: the base URL and the key.
+        from staffer.models import build_model
+
+        try:
+            build_model(m, os.environ)
+        except ConfigError as exc:
+            fail_config(exc)
+        model = m.name + (f" at {m.base_url}" if m.base_url else "")
+    else:
+        model = "none yet (see `staffer config docs`, section 'Connecting a model')"
+    out = console()
+    note = "" if home.config_file.exists() else " (no file yet: every setting at its default)"
+    out.print(f"config OK: {home.config_file}{note}", markup=False)
+    token = "present" if home.token_file.exists() else "missing (run `staffer init`)"
+    rows = [
+        ("gateway", f"http://{g.host}:{g.port}, auth {'on' if g.auth else 'OFF'}"),
+        ("model", model),
+        ("workspace", str(home.workspace)),
+        ("token", f"{home.token_file}, {token}"),
+    ]
+    for label, value in rows:
+        out.print(f"  {label:<10} {value}", markup=False)
+
+
+@config_app.command("path")
+def config_path() -> None:
+    """Print where the config file is (or would be)."""
+    typer.echo(str(_home().config_file))
+
+
+@config_app.command("docs")
+def config_docs() -> None:
+    """Print the settings reference (Markdown).
+
+    The output is docs/configuration.md: `staffer config docs > docs/configuration.md`.
+    """
+    from staffer.config import render_config_docs
+
+    sys.stdout.write(render_config_docs())
+
+
+@app.command()
+def chat(
+    message: Annotated[
+        str | None,
+        typer.Option("--message", "-m", help="Ask one question, print the answer and exit."),
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option(help="Continue this session (default: a new one).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="Gateway URL (default: from gateway.host and gateway.port)."),
+    ] = None,
+) -> None:
+    """Chat with the agent through a running gateway (`staffer start`)."""
+    from staffer.cli._chat import gateway_url, one_shot, repl
+    from staffer.cli._client import GatewayClient
+    from staffer.cli._output import fail_config
+
+    home = _home()
+    try:
+        token = home.read_token()
+    except ConfigError as exc:
+        fail_config(exc)
+    base = url or gateway_url(_load(home))
+    with GatewayClient(base, token, token_file=home.token_file) as client:
+        code = one_shot(client, message, session) if message is not None else repl(client, session)
+    raise typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print Staffer's version."""
+    from staffer import __version__
+
+    typer.echo(f"staffer {__version__}")

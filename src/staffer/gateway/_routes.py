@@ -1,0 +1,199 @@
+"""The HTTP API (see docs/http-api.md): status, sessions, messages and the event stream."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from staffer import __version__
+from staffer.gateway._errors import ApiError
+from staffer.gateway._runs import RunActiveError
+from staffer.gateway._state import GatewayState
+from staffer.store import MessageRecord, RunRecord, SessionRecord, ToolCallRecord
+
+router = APIRouter()
+PING_SECONDS = 15.0
+
+
+def _state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.staffer
+    return state
+
+
+State = Annotated[GatewayState, Depends(_state)]
+
+
+class NewSession(BaseModel):
+    title: str = Field(default="", max_length=200)
+
+
+class NewMessage(BaseModel):
+    text: str = Field(min_length=1, max_length=200_000)
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    """Liveness: answers without a token."""
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/api/status", tags=["status"])
+async def status(state: State) -> dict[str, Any]:
+    """Version, the configured model (or how to configure one) and the workspace path."""
+    model = state.runs.agent.model if state.runs else None
+    return {
+        "version": __version__,
+        "model": {
+            "configured": model is not None,
+            "name": model.name if model else None,
+            "help": None if model else state.model_help,
+        },
+        "workspace": str(state.workspace),
+    }
+
+
+@router.get("/api/sessions", tags=["sessions"])
+async def list_sessions(state: State) -> dict[str, Any]:
+    return {"sessions": [_session(s) for s in await state.store.list_sessions()]}
+
+
+@router.post("/api/sessions", status_code=201, tags=["sessions"])
+async def create_session(state: State, body: NewSession | None = None) -> dict[str, Any]:
+    session = await state.store.create_session(title=body.title if body else "")
+    return _session(session)
+
+
+@router.get("/api/sessions/{session_id}", tags=["sessions"])
+async def get_session(session_id: str, state: State) -> dict[str, Any]:
+    session = await _require_session(state, session_id)
+    return {
+        **_session(session),
+        "active_run": state.runs.active_run(session_id) if state.runs else None,
+        "messages": [_message(m) for m in await state.store.list_messages(session_id)],
+        "tool_calls": [_tool_call(t) for t in await state.store.list_tool_calls(session_id)],
+        "runs": [_run(r) for r in await state.store.list_runs(session_id)],
+    }
+
+
+@router.post("/api/sessions/{session_id}/messages", status_code=202, tags=["sessions"])
+async def post_message(
+    session_id: str,
+    body: NewMessage,
+    state: State,
+    stream: Annotated[bool, Query(description="answer with the run's event stream")] = False,
+) -> Any:
+    """Start a run for the message; with ``stream=true`` follow it as server-sent events."""
+    await _require_session(state, session_id)
+    if state.runs is None:
+        raise ApiError(503, "no_model", "no model is configured", state.model_help)
+    if stream:
+        # `after` is taken before the run starts: the hub's buffer replays whatever the
+        # run publishes before this stream is first read, so no event can be missed.
+        events = state.hub.follow(session_id, state.hub.last_seq(), idle=PING_SECONDS)
+        try:
+            run_id, _ = await state.runs.start(session_id, body.text)
+        except RunActiveError as exc:
+            await events.aclose()
+            raise _run_active(exc) from exc
+        return _sse(events, until_run=run_id, status=202)
+    try:
+        run_id, after = await state.runs.start(session_id, body.text)
+    except RunActiveError as exc:
+        raise _run_active(exc) from exc
+    return {"run_id": run_id, "after": after}
+
+
+@router.get("/api/sessions/{session_id}/events", tags=["sessions"])
+async def follow_events(
+    session_id: str, state: State, after: Annotated[int, Query(ge=0)] = 0
+) -> StreamingResponse:
+    """The session's events with seq > `after`, live, until the client disconnects."""
+    await _require_session(state, session_id)
+    return _sse(state.hub.follow(session_id, after, idle=PING_SECONDS), until_run=None)
+
+
+def _sse(
+    events: AsyncGenerator[dict[str, Any] | None, None],
+    *,
+    until_run: str | None,
+    status: int = 200,
+) -> StreamingResponse:
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                if event is None:
+                    yield b": ping\n\n"
+                    continue
+                data = json.dumps(event, separators=(",", ":"))
+                yield f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n".encode()
+                if event["type"] == "run_finished" and event["run_id"] == until_run:
+                    return
+        finally:
+            await events.aclose()
+
+    return StreamingResponse(
+        body(),
+        status_code=status,
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+    )
+
+
+async def _require_session(state: GatewayState, session_id: str) -> SessionRecord:
+    session = await state.store.get_session(session_id)
+    if session is None:
+        raise ApiError(
+            404, "not_found", f"no session {session_id!r}", "list sessions at GET /api/sessions"
+        )
+    return session
+
+
+def _run_active(exc: RunActiveError) -> ApiError:
+    return ApiError(
+        409,
+        "run_active",
+        f"a run ({exc.run_id}) is still active in this session",
+        "wait for its run_finished event, or start a new session",
+    )
+
+
+def _session(s: SessionRecord) -> dict[str, Any]:
+    return asdict(s)
+
+
+def _message(m: MessageRecord) -> dict[str, Any]:
+    msg = m.message
+    return {
+        "seq": m.seq,
+        "run_id": m.run_id,
+        "role": msg.role,
+        "content": msg.content,
+        "tool_calls": [asdict(c) for c in msg.tool_calls],
+        "tool_call_id": msg.tool_call_id,
+        "name": msg.name,
+        "is_error": msg.is_error,
+        "created_at": m.created_at,
+    }
+
+
+def _tool_call(t: ToolCallRecord) -> dict[str, Any]:
+    out = asdict(t)
+    del out["session_id"]
+    return out
+
+
+def _run(r: RunRecord) -> dict[str, Any]:
+    out = asdict(r)
+    out["usage"] = {
+        "input_tokens": r.usage.input_tokens,
+        "output_tokens": r.usage.output_tokens,
+        "cached_input_tokens": r.usage.cached_input_tokens,
+    }
+    del out["session_id"]
+    return out

@@ -1,0 +1,152 @@
+"""Running the gateway: in the foreground for `staffer start`, or on a thread for tests
+and benchmarks. The socket is bound here, so a port in use is a clear ConfigError."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+import sys
+import threading
+from collections.abc import Mapping
+
+import uvicorn
+
+from staffer.config import Config, Home
+from staffer.errors import ConfigError
+from staffer.gateway._app import create_app
+
+logger = logging.getLogger("staffer.gateway")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind the listening socket, translating failures into what the user can do."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            key="gateway.port",
+            fix="stop the program using that port, or choose another with --port "
+            "or gateway.port in config.toml",
+        ) from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _prepare(
+    config: Config, home: Home, env: Mapping[str, str], port: int | None
+) -> tuple[uvicorn.Server, socket.socket]:
+    host = config.gateway.host
+    if not is_loopback(host) and not config.gateway.auth:
+        raise ConfigError(
+            f"refusing to listen on {host} without authentication",
+            key="gateway.auth",
+            fix="set gateway.auth = true (the default), or bind 127.0.0.1",
+        )
+    app = create_app(config, home, env=env)
+    sock = bind_socket(host, config.gateway.port if port is None else port)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            http="httptools",
+            ws="none",
+            timeout_graceful_shutdown=5,
+        )
+    )
+    return server, sock
+
+
+def gateway_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
+def serve(config: Config, home: Home, *, env: Mapping[str, str] | None = None) -> None:
+    """Run the gateway in the foreground until Ctrl-C, printing the URL to open."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    server, sock = _prepare(config, home, os.environ if env is None else env, None)
+    url = gateway_url(sock)
+    token = home.read_token() if config.gateway.auth else ""
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            if task.done():
+                await task
+                return
+            await asyncio.sleep(0.01)
+        print(f"Staffer is running at {url}", flush=True)
+        print(f"Open the web chat: {url}/#token={token}" if token else url, flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        await task
+
+    try:
+        _run(main())
+    finally:
+        sock.close()
+    if not server.started:
+        sys.exit(1)
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+class BackgroundGateway:
+    """A real gateway on a loopback port, served from a thread (for tests and benchmarks)."""
+
+    def __init__(self, config: Config, home: Home, *, env: Mapping[str, str] | None = None) -> None:
+        self._server, self._sock = _prepare(config, home, env or {}, 0)
+        self.url = gateway_url(self._sock)
+        self._thread = threading.Thread(target=self._main, name="staffer-gateway", daemon=True)
+        self._error: BaseException | None = None
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._server.serve(sockets=[self._sock]))
+        except BaseException as exc:  # surfaced by start()/stop()
+            self._error = exc
+
+    def start(self) -> BackgroundGateway:
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"the gateway did not start: {self._error!r}")
+            self._thread.join(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(15)
+        self._sock.close()
+
+    def __enter__(self) -> BackgroundGateway:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,122 @@
+"""Rows to records and back for the SQL stores.
+
+Tool calls are stored as a JSON array of ``{"id", "name", "arguments"}``
+objects (never pickle), so a database written by one version stays readable by
+any other and by plain SQL tools.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+from staffer.errors import StoreError
+from staffer.models import Message, Role, ToolCall, Usage
+from staffer.store._base import MessageRecord, RunRecord, RunStatus, SessionRecord, ToolCallRecord
+
+SESSION_COLUMNS = "id, title, agent, created_at, updated_at"
+MESSAGE_COLUMNS = (
+    "session_id, seq, run_id, role, content, tool_calls, tool_call_id, name, is_error, created_at"
+)
+RUN_COLUMNS = (
+    "id, session_id, status, created_at, finished_at, error, "
+    "input_tokens, output_tokens, cached_input_tokens, model"
+)
+TOOL_CALL_COLUMNS = (
+    "run_id, session_id, call_id, name, arguments, result, error, duration_ms, created_at"
+)
+
+
+def encode_tool_calls(calls: list[ToolCall]) -> str | None:
+    """The JSON text stored for `calls`, or None when there are none."""
+    if not calls:
+        return None
+    return json.dumps(
+        [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def decode_tool_calls(text: str | None) -> list[ToolCall]:
+    """The tool calls stored as `text`; a malformed value is a `StoreError`."""
+    if not text:
+        return []
+    try:
+        items = json.loads(text)
+        return [ToolCall(id=i["id"], name=i["name"], arguments=i["arguments"]) for i in items]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoreError(
+            f"a stored message has malformed tool_calls ({exc!r}); the database was "
+            "edited by hand or is damaged. Restore it from a backup."
+        ) from exc
+
+
+def session_from_row(row: tuple[Any, ...]) -> SessionRecord:
+    id_, title, agent, created_at, updated_at = row
+    return SessionRecord(id_, title, agent, created_at, updated_at)
+
+
+def message_params(
+    session_id: str, seq: int, run_id: str | None, message: Message, now: float
+) -> tuple[Any, ...]:
+    """The values of one ``messages`` row, in `MESSAGE_COLUMNS` order."""
+    return (
+        session_id,
+        seq,
+        run_id,
+        message.role,
+        message.content,
+        encode_tool_calls(message.tool_calls),
+        message.tool_call_id,
+        message.name,
+        int(message.is_error),
+        now,
+    )
+
+
+def message_from_row(row: tuple[Any, ...]) -> MessageRecord:
+    session_id, seq, run_id, role, content, calls, call_id, name, is_error, created_at = row
+    message = Message(
+        role=cast(Role, role),
+        content=content,
+        tool_calls=decode_tool_calls(calls),
+        tool_call_id=call_id,
+        name=name,
+        is_error=bool(is_error),
+    )
+    return MessageRecord(session_id, seq, run_id, message, created_at)
+
+
+def run_from_row(row: tuple[Any, ...]) -> RunRecord:
+    id_, session_id, status, created_at, finished_at, error, inp, out, cached, model = row
+    return RunRecord(
+        id=id_,
+        session_id=session_id,
+        status=cast(RunStatus, status),
+        created_at=created_at,
+        finished_at=finished_at,
+        error=error,
+        usage=Usage(input_tokens=inp, output_tokens=out, cached_input_tokens=cached),
+        model=model,
+    )
+
+
+def tool_call_params(record: ToolCallRecord) -> tuple[Any, ...]:
+    """The values of one ``tool_calls`` row, in `TOOL_CALL_COLUMNS` order."""
+    r = record
+    return (
+        r.run_id,
+        r.session_id,
+        r.call_id,
+        r.name,
+        r.arguments,
+        r.result,
+        r.error,
+        r.duration_ms,
+        r.created_at,
+    )
+
+
+def tool_call_from_row(row: tuple[Any, ...]) -> ToolCallRecord:
+    return ToolCallRecord(*row)

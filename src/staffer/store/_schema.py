@@ -1,0 +1,105 @@
+"""The SQLite schema and its migrations, versioned with ``PRAGMA user_version``.
+
+`MIGRATIONS[i]` takes a database from version ``i`` to ``i + 1``. A later issue
+adds a migration by appending a tuple of statements; never edit a released one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from staffer.errors import StoreError
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # v1: sessions, runs, messages, tool calls
+    (
+        """CREATE TABLE sessions (
+            id          TEXT PRIMARY KEY,
+            title       TEXT NOT NULL DEFAULT '',
+            agent       TEXT NOT NULL,
+            created_at  REAL NOT NULL,
+            updated_at  REAL NOT NULL
+        )""",
+        "CREATE INDEX sessions_by_updated ON sessions (updated_at)",
+        """CREATE TABLE runs (
+            id                   TEXT PRIMARY KEY,
+            session_id           TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            status               TEXT NOT NULL,
+            model                TEXT,
+            created_at           REAL NOT NULL,
+            finished_at          REAL,
+            error                TEXT,
+            input_tokens         INTEGER NOT NULL DEFAULT 0,
+            output_tokens        INTEGER NOT NULL DEFAULT 0,
+            cached_input_tokens  INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX runs_by_session ON runs (session_id, created_at)",
+        # tool_calls holds a JSON array (never pickle); NULL when there are none.
+        """CREATE TABLE messages (
+            session_id    TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            seq           INTEGER NOT NULL,
+            run_id        TEXT REFERENCES runs (id) ON DELETE SET NULL,
+            role          TEXT NOT NULL,
+            content       TEXT NOT NULL,
+            tool_calls    TEXT,
+            tool_call_id  TEXT,
+            name          TEXT,
+            is_error      INTEGER NOT NULL DEFAULT 0,
+            created_at    REAL NOT NULL,
+            PRIMARY KEY (session_id, seq)
+        )""",
+        "CREATE INDEX messages_by_run ON messages (run_id)",
+        """CREATE TABLE tool_calls (
+            id           INTEGER PRIMARY KEY,
+            run_id       TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            session_id   TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            call_id      TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            arguments    TEXT NOT NULL,
+            result       TEXT,
+            error        TEXT,
+            duration_ms  REAL NOT NULL,
+            created_at   REAL NOT NULL
+        )""",
+        "CREATE INDEX tool_calls_by_session ON tool_calls (session_id, created_at)",
+        "CREATE INDEX tool_calls_by_run ON tool_calls (run_id)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The version recorded in the database file (0 for a new, empty file)."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def migrate(conn: sqlite3.Connection, path: object) -> None:
+    """Bring the schema up to `SCHEMA_VERSION`, each step in its own transaction.
+
+    The version is read again under the write lock so two processes opening the
+    same new file do not both run a migration. `conn` must be in autocommit mode
+    (``isolation_level=None``).
+    """
+    if schema_version(conn) == SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = schema_version(conn)
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{path} has schema version {current} but this Staffer only knows up to "
+                f"{SCHEMA_VERSION}; it was written by a newer Staffer. Upgrade Staffer "
+                "(or point it at another database file)."
+            )
+        for version in range(current, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version]:
+                conn.execute(statement)
+        # PRAGMA does not take parameters; the value is our own integer.
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,393 @@
+"""`SQLiteStore`: the default store, one SQLite file owned by one worker thread.
+
+Like datasette's write connection, every statement runs on a single dedicated
+thread that owns the only connection: the event loop never blocks on disk, and
+writes are serialized without any lock of our own. Each public method is one
+hop to that thread and, for writes, one ``BEGIN IMMEDIATE … COMMIT``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from staffer.errors import StoreError
+from staffer.models import Message, Usage
+from staffer.store import _codec as codec
+from staffer.store._base import (
+    MessageRecord,
+    RunRecord,
+    RunStatus,
+    SessionRecord,
+    Store,
+    ToolCallRecord,
+)
+from staffer.store._schema import migrate
+
+logger = logging.getLogger("staffer.store")
+
+T = TypeVar("T")
+
+DEFAULT_BUSY_TIMEOUT = 5.0  # seconds to wait for another process's write lock
+
+# One constant per statement: sqlite3 caches prepared statements by SQL text.
+_INSERT_SESSION = f"INSERT INTO sessions ({codec.SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+_GET_SESSION = f"SELECT {codec.SESSION_COLUMNS} FROM sessions WHERE id = ?"
+_LIST_SESSIONS = (
+    f"SELECT {codec.SESSION_COLUMNS} FROM sessions ORDER BY updated_at DESC, rowid DESC LIMIT ?"
+)
+_RENAME_SESSION = "UPDATE sessions SET title = ? WHERE id = ?"
+_TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
+_LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?"
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({codec.MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_LIST_MESSAGES = f"SELECT {codec.MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY seq"
+_INSERT_RUN = f"INSERT INTO runs ({codec.RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_FINISH_RUN = (
+    "UPDATE runs SET status = ?, finished_at = ?, error = ?, "
+    "input_tokens = ?, output_tokens = ?, cached_input_tokens = ? WHERE id = ?"
+)
+_GET_RUN = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE id = ?"
+_LIST_RUNS = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE session_id = ? ORDER BY created_at, rowid"
+_INSERT_TOOL_CALL = (
+    f"INSERT INTO tool_calls ({codec.TOOL_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_LIST_TOOL_CALLS = (
+    f"SELECT {codec.TOOL_CALL_COLUMNS} FROM tool_calls WHERE session_id = ? ORDER BY created_at, id"
+)
+
+
+def new_id() -> str:
+    """A random, URL-safe identifier for a session or a run."""
+    return secrets.token_hex(8)
+
+
+class SQLiteStore(Store):
+    """The default `Store`: a single SQLite file in WAL mode.
+
+    All database work happens on one worker thread that owns the connection, so
+    calls never block the event loop and writes are applied one at a time. The
+    file is created with mode 0600 (it holds conversations) and its schema is
+    created or migrated by `open`. Several processes may share the file; SQLite's
+    own locking serializes them: a writer waits up to `busy_timeout` seconds for
+    another process's lock before giving up with a `StoreError`.
+    """
+
+    def __init__(self, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._last_now = 0.0  # only touched on the worker thread
+
+    # --- lifecycle ---------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._executor is not None:
+            return
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staffer-store")
+        try:
+            conn = await asyncio.get_running_loop().run_in_executor(executor, self._connect)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        self._executor, self._conn = executor, conn
+        logger.info("store opened: %s", self.path)
+
+    async def close(self) -> None:
+        executor, conn = self._executor, self._conn
+        if executor is None or conn is None:
+            return
+        # New calls are refused from here on; calls already queued still run first.
+        self._executor = self._conn = None
+        try:
+            await asyncio.get_running_loop().run_in_executor(executor, _close, conn)
+        finally:
+            executor.shutdown(wait=False)
+        logger.info("store closed: %s", self.path)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            self._create_file()
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the database file {self.path}: {exc.strerror}. "
+                "Check that the directory is writable, or choose another path."
+            ) from exc
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, cached_statements=64)
+        except sqlite3.Error as exc:
+            raise _translate(exc, "opening the database", self.path) from exc
+        try:
+            _configure(conn, self.path, self.busy_timeout)
+            migrate(conn, self.path)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, "opening the database", self.path) from exc
+            raise
+        return conn
+
+    def _create_file(self) -> None:
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return
+        os.close(fd)
+        os.chmod(self.path, 0o600)  # whatever the umask; SQLite copies it to -wal and -shm
+
+    # --- plumbing ----------------------------------------------------------
+
+    async def _call(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` on the worker thread, translating sqlite errors."""
+        executor, conn = self._executor, self._conn
+        if executor is None or conn is None:
+            raise StoreError(
+                f"the store at {self.path} is not open; use `async with store:` or "
+                "`await store.open()` first."
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, self._guarded, conn, doing, fn)
+
+    def _guarded(
+        self, conn: sqlite3.Connection, doing: str, fn: Callable[[sqlite3.Connection], T]
+    ) -> T:
+        try:
+            return fn(conn)
+        except sqlite3.Error as exc:
+            raise _translate(exc, doing, self.path) from exc
+
+    def _now(self) -> float:
+        # Strictly increasing within the process, so "most recently updated" is
+        # well defined even when the clock is coarse (Windows ticks ~15 ms).
+        now = max(time.time(), self._last_now + 1e-6)
+        self._last_now = now
+        return now
+
+    # --- sessions ----------------------------------------------------------
+
+    async def create_session(self, *, title: str = "", agent: str = "main") -> SessionRecord:
+        def work(conn: sqlite3.Connection) -> SessionRecord:
+            now = self._now()
+            record = SessionRecord(new_id(), title, agent, now, now)
+            with _write(conn):
+                conn.execute(_INSERT_SESSION, (record.id, title, agent, now, now))
+            return record
+
+        return await self._call("creating a session", work)
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        def work(conn: sqlite3.Connection) -> SessionRecord | None:
+            row = conn.execute(_GET_SESSION, (session_id,)).fetchone()
+            return None if row is None else codec.session_from_row(row)
+
+        return await self._call("reading a session", work)
+
+    async def list_sessions(self, *, limit: int = 100) -> list[SessionRecord]:
+        def work(conn: sqlite3.Connection) -> list[SessionRecord]:
+            return [codec.session_from_row(r) for r in conn.execute(_LIST_SESSIONS, (limit,))]
+
+        return await self._call("listing sessions", work)
+
+    async def rename_session(self, session_id: str, title: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                if conn.execute(_RENAME_SESSION, (title, session_id)).rowcount == 0:
+                    raise StoreError(f"cannot rename session {session_id!r}: it does not exist.")
+
+        await self._call("renaming a session", work)
+
+    # --- messages ----------------------------------------------------------
+
+    async def append_messages(
+        self, session_id: str, messages: list[Message], *, run_id: str | None = None
+    ) -> list[MessageRecord]:
+        def work(conn: sqlite3.Connection) -> list[MessageRecord]:
+            now = self._now()
+            with _write(conn):
+                if conn.execute(_TOUCH_SESSION, (now, session_id)).rowcount == 0:
+                    raise StoreError(
+                        f"cannot append messages to session {session_id!r}: it does not exist. "
+                        "Create the session first."
+                    )
+                (last,) = conn.execute(_LAST_SEQ, (session_id,)).fetchone()
+                records = [
+                    MessageRecord(session_id, last + i, run_id, m, now)
+                    for i, m in enumerate(messages, start=1)
+                ]
+                with _missing(f"run {run_id!r}"):
+                    conn.executemany(
+                        _INSERT_MESSAGE,
+                        [
+                            codec.message_params(session_id, r.seq, run_id, r.message, now)
+                            for r in records
+                        ],
+                    )
+            return records
+
+        return await self._call("appending messages", work)
+
+    async def list_messages(self, session_id: str) -> list[MessageRecord]:
+        def work(conn: sqlite3.Connection) -> list[MessageRecord]:
+            return [codec.message_from_row(r) for r in conn.execute(_LIST_MESSAGES, (session_id,))]
+
+        return await self._call("reading messages", work)
+
+    # --- runs --------------------------------------------------------------
+
+    async def create_run(self, session_id: str, *, model: str | None = None) -> RunRecord:
+        def work(conn: sqlite3.Connection) -> RunRecord:
+            record = RunRecord(
+                new_id(), session_id, "running", self._now(), None, None, Usage(), model
+            )
+            with _write(conn), _missing(f"session {session_id!r}"):
+                conn.execute(
+                    _INSERT_RUN,
+                    (
+                        record.id,
+                        session_id,
+                        "running",
+                        record.created_at,
+                        None,
+                        None,
+                        0,
+                        0,
+                        0,
+                        model,
+                    ),
+                )
+            return record
+
+        return await self._call("creating a run", work)
+
+    async def finish_run(
+        self, run_id: str, *, status: RunStatus, usage: Usage, error: str | None = None
+    ) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            params = (
+                status,
+                self._now(),
+                error,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cached_input_tokens,
+                run_id,
+            )
+            with _write(conn):
+                if conn.execute(_FINISH_RUN, params).rowcount == 0:
+                    raise StoreError(f"cannot finish run {run_id!r}: it does not exist.")
+
+        await self._call("finishing a run", work)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        def work(conn: sqlite3.Connection) -> RunRecord | None:
+            row = conn.execute(_GET_RUN, (run_id,)).fetchone()
+            return None if row is None else codec.run_from_row(row)
+
+        return await self._call("reading a run", work)
+
+    async def list_runs(self, session_id: str) -> list[RunRecord]:
+        def work(conn: sqlite3.Connection) -> list[RunRecord]:
+            return [codec.run_from_row(r) for r in conn.execute(_LIST_RUNS, (session_id,))]
+
+        return await self._call("listing runs", work)
+
+    # --- tool calls --------------------------------------------------------
+
+    async def record_tool_call(self, record: ToolCallRecord) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            what = f"run {record.run_id!r} or session {record.session_id!r}"
+            with _write(conn), _missing(what):
+                conn.execute(_INSERT_TOOL_CALL, codec.tool_call_params(record))
+
+        await self._call("recording a tool call", work)
+
+    async def list_tool_calls(self, session_id: str) -> list[ToolCallRecord]:
+        def work(conn: sqlite3.Connection) -> list[ToolCallRecord]:
+            rows = conn.execute(_LIST_TOOL_CALLS, (session_id,))
+            return [codec.tool_call_from_row(r) for r in rows]
+
+        return await self._call("listing tool calls", work)
+
+
+# --- connection helpers (worker thread only) --------------------------------
+
+
+def _configure(conn: sqlite3.Connection, path: Path, busy_timeout: float) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    # The first real read of the file: a non-database file fails here (SQLITE_NOTADB).
+    (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+    if str(mode).lower() != "wal":
+        logger.warning(
+            "%s: WAL mode unavailable (journal_mode=%s); writes will be slower", path, mode
+        )
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _close(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("PRAGMA optimize")
+    conn.close()
+
+
+@contextlib.contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction; IMMEDIATE takes the write lock up front so a
+    concurrent writer in another process waits instead of failing mid-way."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # SQLite may already have rolled back (FULL, IOERR, BUSY)
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def _missing(what: str) -> Iterator[None]:
+    """Turn a foreign-key failure into a message naming the row that is missing."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGN KEY" not in str(exc):
+            raise
+        raise StoreError(f"{what} does not exist; create it first.") from exc
+
+
+# Primary result codes (https://sqlite.org/rescode.html), to explain what to do.
+_ADVICE: dict[int, str] = {
+    5: "another process (a second Staffer?) holds the write lock on {path}. "
+    "Stop it, or give each instance its own database file.",
+    6: "a table in {path} is locked by another connection. Retry, or stop other processes "
+    "using the file.",
+    8: "{path} is read-only. Check the file's and its directory's permissions and owner.",
+    10: "a disk I/O error occurred on {path}. Check the disk and the filesystem "
+    "(network filesystems do not support SQLite's locking).",
+    11: "{path} is corrupt. Move it away (and restore a backup) so Staffer can start fresh.",
+    13: "the disk holding {path} is full. Free some space and retry.",
+    14: "{path} cannot be opened. Check that the directory exists and is writable.",
+    19: "a constraint failed (does the session or run referred to exist?).",
+    26: "{path} is not a SQLite database (or is encrypted or damaged). Move it away "
+    "so Staffer can create a new one there, or point Staffer at another path.",
+}
+
+
+def _translate(exc: sqlite3.Error, doing: str, path: Path) -> StoreError:
+    # sqlite_errorcode (Python 3.11+) is absent on errors raised by the module itself.
+    code = getattr(exc, "sqlite_errorcode", None)
+    advice = _ADVICE.get(code & 0xFF) if isinstance(code, int) else None
+    advice = (advice or "if it persists, check {path} and report a bug.").format(path=path)
+    return StoreError(f"{doing} failed: {exc}. {advice[:1].upper()}{advice[1:]}")

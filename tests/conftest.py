@@ -1,0 +1,88 @@
+"""Fixtures shared across the suite: a real gateway on loopback wired to the scripted model server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from staffer.config import Home, init_home, load_config
+from staffer.gateway import BackgroundGateway
+from staffer.testing.model_server import ScriptedModelServer
+
+
+class LiveGateway:
+    """A gateway serving a temporary Staffer home; `restart()` keeps the home."""
+
+    def __init__(self, home: Home, server: ScriptedModelServer | None) -> None:
+        self.home = home
+        self.server = server
+        self.token = home.read_token()
+        self._gateway: BackgroundGateway | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        assert self._gateway is not None
+        return self._gateway.url
+
+    def start(self) -> None:
+        config = load_config(self.home.config_file)
+        self._gateway = BackgroundGateway(config, self.home, env={}).start()
+
+    def stop(self) -> None:
+        if self._gateway is not None:
+            self._gateway.stop()
+            self._gateway = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"authorization": f"Bearer {self.token}"},
+            timeout=kw.pop("timeout", 30),
+            **kw,
+        )
+
+
+def write_model_config(home: Home, server: ScriptedModelServer, extra: str = "") -> None:
+    home.config_file.write_text(
+        f'[model]\nname = "openai:scripted"\nbase_url = "{server.openai_base_url}"\n{extra}',
+        encoding="utf-8",
+    )
+
+
+@pytest.fixture
+def live_gateway(tmp_path: Path) -> Iterator[Callable[..., LiveGateway]]:
+    """Factory: ``live_gateway(scenario)`` → a running gateway; ``None`` means no model.
+
+    `config` adds TOML text after the [model] section (e.g. "[agent]\\nmax_iterations = 3").
+    """
+    gateways: list[LiveGateway] = []
+    servers: list[ScriptedModelServer] = []
+
+    def start(scenario: dict[str, Any] | None, *, config: str = "") -> LiveGateway:
+        home = Home(tmp_path / f"home{len(gateways)}")
+        init_home(home)
+        server = None
+        if scenario is not None:
+            server = ScriptedModelServer(scenario).__enter__()
+            servers.append(server)
+            write_model_config(home, server, config)
+        elif config:
+            home.config_file.write_text(config, encoding="utf-8")
+        gateway = LiveGateway(home, server)
+        gateways.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in gateways:
+        gateway.stop()
+    for server in servers:
+        server.__exit__(None, None, None)
