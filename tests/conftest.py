@@ -1,4 +1,4 @@
-"""Fixtures shared across the suite: a real gateway on loopback wired to the scripted model server."""
+"""Shared fixtures: a real gateway on loopback wired to the scripted model server."""
 
 from __future__ import annotations
 

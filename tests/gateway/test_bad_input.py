@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from tests.gateway._sse import by_type, stream_turn
 
 from staffer.config import Config, GatewayConfig, Home, init_home
 from staffer.errors import ConfigError
 from staffer.gateway import BackgroundGateway
-from tests.gateway._sse import by_type, stream_turn
 
 ECHO = {"scripts": [{"match": "", "steps": [{"text": "ok"}]}]}
 
@@ -61,7 +61,9 @@ def test_malformed_json_and_wrong_fields_get_422(live_gateway):
     with gw.client() as client:
         session_id = client.post("/api/sessions").json()["id"]
         url = f"/api/sessions/{session_id}/messages"
-        bad_json = client.post(url, content=b'{"text": ', headers={"content-type": "application/json"})
+        bad_json = client.post(
+            url, content=b'{"text": ', headers={"content-type": "application/json"}
+        )
         assert bad_json.status_code == 422
         assert "not valid JSON" in bad_json.json()["error"]["message"]
         missing = client.post(url, json={"txt": "hi"})
@@ -99,7 +101,9 @@ def test_no_model_configured_says_how_to_connect_one(live_gateway):
     [("401", "rejected"), ("500", "500")],
 )
 def test_provider_errors_fail_the_run_clearly_and_keep_the_message(live_gateway, fault, expected):
-    gw = live_gateway({"faults": [{"kind": fault}], "scripts": [{"match": "", "steps": [{"text": "ok"}]}]})
+    gw = live_gateway(
+        {"faults": [{"kind": fault}], "scripts": [{"match": "", "steps": [{"text": "ok"}]}]}
+    )
     with gw.client() as client:
         session_id = client.post("/api/sessions").json()["id"]
         events = stream_turn(client, session_id, "hello")
@@ -191,8 +195,12 @@ def test_repeating_the_same_call_stops_the_run(live_gateway):
 
 
 def test_iteration_cap_stops_the_run(live_gateway):
-    steps = [{"tool_calls": [{"name": "list_dir", "arguments": {"path": str(i)}}]} for i in range(10)]
-    gw = live_gateway({"scripts": [{"match": "", "steps": steps}]}, config="[agent]\nmax_iterations = 3\n")
+    steps = [
+        {"tool_calls": [{"name": "list_dir", "arguments": {"path": str(i)}}]} for i in range(10)
+    ]
+    gw = live_gateway(
+        {"scripts": [{"match": "", "steps": steps}]}, config="[agent]\nmax_iterations = 3\n"
+    )
     with gw.client() as client:
         session_id = client.post("/api/sessions").json()["id"]
         events = stream_turn(client, session_id, "go")

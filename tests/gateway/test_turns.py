@@ -1,4 +1,4 @@
-"""End to end over real HTTP: a gateway on loopback, the real OpenAI adapter, the scripted server."""
+"""End to end over real HTTP: a loopback gateway, the real OpenAI adapter, the scripted server."""
 
 from __future__ import annotations
 
@@ -62,7 +62,13 @@ def test_three_step_task_writes_reads_and_answers(live_gateway):
     assert len(requests) == 3
     last_messages = requests[-1].body["messages"]
     assert last_messages[0]["role"] == "system"
-    assert [m["role"] for m in last_messages[1:]] == ["user", "assistant", "tool", "assistant", "tool"]
+    assert [m["role"] for m in last_messages[1:]] == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+    ]
 
 
 def test_history_is_persisted_and_survives_restart(live_gateway):
@@ -117,7 +123,11 @@ def test_post_then_follow_the_event_stream(live_gateway):
 
 def test_message_while_a_run_is_active_is_refused_with_409(live_gateway):
     gw = live_gateway(
-        {"inter_chunk_ms": 50, "chunk_chars": 1, "scripts": [{"match": "", "steps": [{"text": "slow answer"}]}]}
+        {
+            "inter_chunk_ms": 50,
+            "chunk_chars": 1,
+            "scripts": [{"match": "", "steps": [{"text": "slow answer"}]}],
+        }
     )
     with gw.client() as client:
         session_id = client.post("/api/sessions").json()["id"]
@@ -150,4 +160,3 @@ def test_openapi_schema_is_published(live_gateway):
     with gw.client() as client:
         schema = client.get("/openapi.json").json()
     assert "/api/sessions/{session_id}/messages" in schema["paths"]
-

@@ -37,7 +37,8 @@ class ModelConfig:
     name: str = _setting(
         "",
         'Model as "provider:model", e.g. "openai:gpt-4o-mini" (any OpenAI-compatible server) or '
-        '"anthropic:claude-sonnet-4-5". Empty: no model yet, Staffer starts and explains how to add one.',
+        '"anthropic:claude-sonnet-4-5". '
+        "Empty: no model yet, Staffer starts and explains how to add one.",
     )
     base_url: str = _setting(
         "",
@@ -47,7 +48,8 @@ class ModelConfig:
     api_key_env: str = _setting(
         "",
         "Name of the environment variable that holds the API key (the key itself never goes in "
-        "this file). Empty: OPENAI_API_KEY or ANTHROPIC_API_KEY by provider; local servers need none.",
+        "this file). Empty: OPENAI_API_KEY or ANTHROPIC_API_KEY by provider; "
+        "local servers need none.",
     )
     timeout: float = _setting(120.0, "Seconds a model call may take in total before it fails.")
     max_tokens: int = _setting(4096, "Most tokens the model may write in one answer.")
@@ -67,7 +69,8 @@ class AgentConfig:
     )
     workspace_file_max_chars: int = _setting(
         4_000,
-        "Longest workspace file (AGENTS.md, SOUL.md …) put into the context; longer ones are cut with a notice.",
+        "Longest workspace file (AGENTS.md, SOUL.md …) put into the context; "
+        "longer ones are cut with a notice.",
     )
     history_max_messages: int = _setting(200, "Most past messages of a session sent to the model.")
 

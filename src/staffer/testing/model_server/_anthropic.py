@@ -62,6 +62,18 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
     return f"event: {name}\ndata: {_dumps(data)}\n\n".encode()
 
 
+#: a JSON string literal, without the cost of `json.dumps` (streams write thousands)
+_quote = json.encoder.encode_basestring
+
+
+def _piece(index: int, kind: str, field: str, piece: str) -> Frame:
+    data = (
+        f'{{"type":"content_block_delta","index":{index},'
+        f'"delta":{{"type":"{kind}","{field}":{_quote(piece)}}}}}'
+    )
+    return f"event: content_block_delta\ndata: {data}\n\n".encode(), True
+
+
 def _input(arguments: str) -> Any:
     # Real responses always carry an object; a scripted invalid string is passed through raw.
     try:
@@ -127,29 +139,14 @@ class AnthropicDialect:
         index = 0
         if reply.text_pieces or not reply.calls:
             frames.extend(self._block(index, {"type": "text", "text": ""}))
-            frames.extend(
-                (
-                    _event(
-                        "content_block_delta", _delta(index, {"type": "text_delta", "text": piece})
-                    ),
-                    True,
-                )
-                for piece in reply.text_pieces
-            )
+            frames.extend(_piece(index, "text_delta", "text", piece) for piece in reply.text_pieces)
             frames.append(_stop(index))
             index += 1
         for call in reply.calls:
             start = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
             frames.extend(self._block(index, start))
             frames.extend(
-                (
-                    _event(
-                        "content_block_delta",
-                        _delta(index, {"type": "input_json_delta", "partial_json": piece}),
-                    ),
-                    True,
-                )
-                for piece in call.pieces
+                _piece(index, "input_json_delta", "partial_json", piece) for piece in call.pieces
             )
             frames.append(_stop(index))
             index += 1
@@ -241,10 +238,6 @@ class AnthropicDialect:
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": cached,
         }
-
-
-def _delta(index: int, delta: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "content_block_delta", "index": index, "delta": delta}
 
 
 def _stop(index: int) -> Frame:

@@ -305,7 +305,7 @@ async def _until_disconnect(receive: Receive, seconds: float) -> bool:
 
 
 def _recorded(request: Request, body: Any) -> RecordedRequest:
-    return RecordedRequest(request.method, request.url.path, dict(request.headers), body)
+    return RecordedRequest(request.method, request.scope["path"], dict(request.headers), body)
 
 
 def _json(body: bytes, dialect: Dialect) -> Response:

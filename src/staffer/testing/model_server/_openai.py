@@ -71,6 +71,10 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+#: a JSON string literal, without the cost of `json.dumps` (streams write thousands)
+_quote = json.encoder.encode_basestring
+
+
 def _usage(reply: Reply) -> dict[str, Any]:
     return {
         "prompt_tokens": reply.input_tokens,
@@ -134,16 +138,18 @@ class OpenAIDialect:
         head = "data: " + envelope[:-1] + ',"choices":[{"index":0,"delta":'
         tail = ',"usage":null}\n\n' if include_usage else "}\n\n"
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        def chunk(delta: dict[str, Any] | str, finish: str | None = None) -> bytes:
             reason = "null" if finish is None else f'"{finish}"'
-            return (
-                f'{head}{_dumps(delta)},"logprobs":null,"finish_reason":{reason}}}]{tail}'.encode()
-            )
+            if not isinstance(delta, str):
+                delta = _dumps(delta)
+            return f'{head}{delta},"logprobs":null,"finish_reason":{reason}}}]{tail}'.encode()
 
         frames: list[Frame] = [
             (chunk({"role": "assistant", "content": "", "refusal": None}), False)
         ]
-        frames.extend((chunk({"content": piece}), True) for piece in reply.text_pieces)
+        frames.extend(
+            (chunk(f'{{"content":{_quote(piece)}}}'), True) for piece in reply.text_pieces
+        )
         for index, call in enumerate(reply.calls):
             first = {
                 "index": index,
@@ -152,9 +158,9 @@ class OpenAIDialect:
                 "function": {"name": call.name, "arguments": ""},
             }
             frames.append((chunk({"tool_calls": [first]}), False))
+            opening = f'{{"tool_calls":[{{"index":{index},"function":{{"arguments":'
             frames.extend(
-                (chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}), True)
-                for piece in call.pieces
+                (chunk(f"{opening}{_quote(piece)}}}}}]}}"), True) for piece in call.pieces
             )
         frames.append((chunk({}, reply.finish), False))
         if include_usage:
