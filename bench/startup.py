@@ -36,8 +36,8 @@ def time_ready(runs: int) -> tuple[list[float], list[float]]:
             proc = subprocess.Popen(
                 [*STAFFER, "start", "--port", str(port)],
                 env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             try:
                 wait_healthy(f"http://127.0.0.1:{port}", proc)

@@ -88,6 +88,7 @@ def test_history_is_persisted_and_survives_restart(live_gateway):
     assert [t["name"] for t in detail["tool_calls"]] == ["write_file", "read_file"]
     assert detail["runs"][0]["status"] == "done"
     assert detail["runs"][0]["usage"]["output_tokens"] > 0
+    assert detail["title"] == "Write a note please."
 
 
 def test_a_second_turn_sees_the_first(live_gateway):

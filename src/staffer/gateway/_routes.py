@@ -89,9 +89,11 @@ async def post_message(
     stream: Annotated[bool, Query(description="answer with the run's event stream")] = False,
 ) -> Any:
     """Start a run for the message; with ``stream=true`` follow it as server-sent events."""
-    await _require_session(state, session_id)
+    session = await _require_session(state, session_id)
     if state.runs is None:
         raise ApiError(503, "no_model", "no model is configured", state.model_help)
+    if not session.title and state.runs.active_run(session_id) is None:
+        await state.store.rename_session(session_id, _title_from(body.text))
     if stream:
         # `after` is taken before the run starts: the hub's buffer replays whatever the
         # run publishes before this stream is first read, so no event can be missed.
@@ -152,6 +154,11 @@ async def _require_session(state: GatewayState, session_id: str) -> SessionRecor
             404, "not_found", f"no session {session_id!r}", "list sessions at GET /api/sessions"
         )
     return session
+
+
+def _title_from(text: str, limit: int = 60) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def _run_active(exc: RunActiveError) -> ApiError:

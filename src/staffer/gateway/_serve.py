@@ -84,6 +84,8 @@ def gateway_url(sock: socket.socket) -> str:
 def serve(config: Config, home: Home, *, env: Mapping[str, str] | None = None) -> None:
     """Run the gateway in the foreground until Ctrl-C, printing the URL to open."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # httpx logs every provider request at INFO: one line per model call is noise, not signal.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     server, sock = _prepare(config, home, os.environ if env is None else env, None)
     url = gateway_url(sock)
     token = home.read_token() if config.gateway.auth else ""
