@@ -64,18 +64,18 @@ def gateway_process(
     command = [*STAFFER, "start", "--port", str(port)]
     if cpu is not None and hasattr(os, "sched_setaffinity"):
         command = ["taskset", "-c", str(cpu), *command]
-    log = tempfile.TemporaryFile()  # a pipe nobody reads would block the gateway once full
-    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_healthy(f"http://127.0.0.1:{port}", proc)
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGINT)
+    # A file, not a pipe: a pipe nobody reads would block the gateway once full.
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            wait_healthy(f"http://127.0.0.1:{port}", proc)
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> float:
