@@ -178,3 +178,10 @@ def test_chat_without_a_token(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "no access token at" in result.stderr
     assert "staffer init" in result.stderr
+
+
+def test_terminal_control_sequences_are_stripped() -> None:
+    from staffer.cli._render import strip_controls
+
+    hostile = "ok\x1b]52;c;ZXZpbA==\x07 \x1b[2Jdone\n\tnext\x9b31m"
+    assert strip_controls(hostile) == "ok]52;c;ZXZpbA== [2Jdone\n\tnext31m"

@@ -36,18 +36,57 @@ def read_system_prompt(workspace: Path, max_chars_per_file: int) -> SystemPrompt
     parts = [PREAMBLE.format(workspace=workspace)]
     notices: list[str] = []
     for name in CONTEXT_FILES:
+        path = workspace / name
         try:
-            text = (workspace / name).read_text(encoding="utf-8", errors="replace").strip()
-        except (FileNotFoundError, IsADirectoryError):
+            size = path.stat().st_size
+            # Never read more than the cap can use: UTF-8 is at most 4 bytes a character.
+            with path.open("rb") as file:
+                raw = file.read(max_chars_per_file * 4 + 4)
+        except FileNotFoundError:
             continue
+        except OSError as exc:
+            notices.append(f"{name} was skipped: {exc.strerror}; check the file's permissions")
+            continue
+        text = raw.decode("utf-8", errors="replace").strip()
         if not text:
             continue
-        if len(text) > max_chars_per_file:
-            note = f"{name} truncated: showing {max_chars_per_file} of {len(text)} characters"
+        if len(text) > max_chars_per_file or size > len(raw):
+            note = f"{name} truncated: showing {max_chars_per_file} characters of {size} bytes"
             text = f"{text[:max_chars_per_file]}\n[{note}]"
             notices.append(f"{note} (raise agent.workspace_file_max_chars or shorten the file)")
         parts.append(f"## {name}\n{text}")
     return SystemPrompt("\n\n".join(parts), tuple(notices))
+
+
+def repair_history(messages: Sequence[Message]) -> list[Message]:
+    """Answer tool calls that never got a result (a crash mid-tool leaves them behind).
+
+    Providers reject a history in which an assistant's tool call has no tool
+    result, so each missing one gets an error result saying it was interrupted.
+    """
+    repaired: list[Message] = []
+    pending: list[Message] = []
+    for message in messages:
+        if message.role == "tool":
+            pending = [p for p in pending if p.tool_call_id != message.tool_call_id]
+        else:
+            repaired.extend(pending)
+            pending = []
+        repaired.append(message)
+        if message.role == "assistant" and message.tool_calls:
+            pending = [
+                Message(
+                    role="tool",
+                    content="Error: interrupted before it finished (Staffer was restarted); "
+                    "check its effects before running it again",
+                    tool_call_id=call.id,
+                    name=call.name,
+                    is_error=True,
+                )
+                for call in message.tool_calls
+            ]
+    repaired.extend(pending)
+    return repaired
 
 
 def trim_history(messages: Sequence[Message], max_messages: int) -> list[Message]:

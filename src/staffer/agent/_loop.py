@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from staffer.agent._context import read_system_prompt, trim_history
+from staffer.agent._context import read_system_prompt, repair_history, trim_history
 from staffer.config import AgentConfig
 from staffer.errors import ProviderError, RunError, ToolError
 from staffer.models import (
@@ -76,7 +76,9 @@ class Agent:
         workspace: Path,
         config: AgentConfig,
         max_tokens: int | None = None,
+        name: str = "main",
     ) -> None:
+        self.name = name
         self.model = model
         self.tools = tools
         self.store = store
@@ -106,6 +108,8 @@ class Agent:
                         "split the task or raise agent.max_iterations"
                     )
                 response = await self.call_model(state, emit)
+                if response.finish_reason in _CUT_SHORT:
+                    emit({"type": "notice", "text": _CUT_SHORT[response.finish_reason]})
                 if not response.tool_calls:
                     state.text = response.text
                     return await self.finish(state, "done", None, emit)
@@ -131,14 +135,17 @@ class Agent:
         history = [r.message for r in await self.store.list_messages(state.session_id)]
         state.messages = [
             Message(role="system", content=prompt.text),
-            *trim_history(history, self.config.history_max_messages),
+            *trim_history(repair_history(history), self.config.history_max_messages),
         ]
 
     async def call_model(self, state: TurnState, emit: Emit) -> ModelResponse:
         """Step 2: one streaming model call; the answer is appended and stored."""
         state.iterations += 1
         request = ModelRequest(
-            messages=state.messages, tools=self._specs, max_tokens=self.max_tokens
+            messages=state.messages,
+            tools=self._specs,
+            max_tokens=self.max_tokens,
+            metadata={"agent": self.name, "session": state.session_id, "run": state.run_id},
         )
         builder = ResponseBuilder()
         async for event in self.model.stream(request):
@@ -242,12 +249,14 @@ class Agent:
             except ValueError as exc:
                 raise ToolError(f"{exc}; call {call.name} again with a JSON object") from exc
             _check_required(tool.parameters, args)
-            async with asyncio.timeout(self.config.tool_timeout):
+            async with asyncio.timeout(self.config.tool_timeout + TOOL_GRACE_SECONDS):
                 result = await tool.call(args, ctx)
         except ToolError as exc:
             error = str(exc)
         except TimeoutError:
-            error = f"{call.name} timed out after {self.config.tool_timeout:g} s and was stopped"
+            error = (
+                f"{call.name} did not finish within {self.config.tool_timeout:g} s and was stopped"
+            )
         except Exception as exc:
             logger.exception("tool %s failed", call.name)
             error = f"{call.name} failed: {type(exc).__name__}: {exc}"
@@ -284,6 +293,17 @@ class Agent:
             name=call.name,
             is_error=error is not None,
         )
+
+
+_CUT_SHORT = {
+    "length": "the answer was cut off at the model's output limit (raise model.max_tokens)",
+    "content_filter": "the provider's content filter stopped the answer",
+    "error": "the provider reported an error at the end of the answer",
+}
+
+#: Extra seconds a tool gets past its timeout to stop itself (exec kills its process
+#: group and reports partial output) before the loop cancels it.
+TOOL_GRACE_SECONDS = 5.0
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:

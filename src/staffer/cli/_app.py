@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from staffer.cli._keys import keys_app
 from staffer.config import Config, Home, check_config, init_home, load_config
 from staffer.errors import ConfigError
 
@@ -31,6 +32,7 @@ config_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
 
 
 def main() -> None:

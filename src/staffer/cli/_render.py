@@ -7,6 +7,7 @@ answer; tool calls, notices and usage go to stderr as short dim lines.
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -14,6 +15,16 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from staffer.cli._client import Event
+
+
+# C0 and C1 control characters except newline and tab: model text (which a prompt
+# injection can steer) must not move the cursor, retitle the terminal or write the clipboard.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def strip_controls(text: str) -> str:
+    """Remove terminal control characters (ESC, BEL, CSI …), keeping newlines and tabs."""
+    return _CONTROL.sub("", text)
 
 
 def format_arguments(arguments: str, limit: int = 60) -> str:
@@ -86,6 +97,8 @@ class TurnPrinter:
             self._out.write("\n" if self._mid_line else "")
             self._out.write("\n")
         self._after_tool = False
+        if self._out.isatty():
+            text = strip_controls(text)
         self._out.write(text)
         self._out.flush()
         self._printed_text = True
@@ -99,7 +112,7 @@ class TurnPrinter:
             self._out.write("\n")
             self._out.flush()
             self._mid_line = False
-        self._err.print(Text("  " + line, style=style))
+        self._err.print(Text("  " + strip_controls(line), style=style))
 
     def _tool_finished(self, event: Event) -> None:
         call_id = str(event.get("call_id"))

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
+import types
 import typing
 from collections.abc import Iterator
 
-from staffer.config._model import Config
+from staffer.config._model import (
+    AliasSettings,
+    Config,
+    DeploymentSettings,
+    RouterSettings,
+    SplitSettings,
+    TierRuleSettings,
+    TierSettings,
+)
 
 #: How to connect a model. Shown by `staffer start` when no model is configured, in the
 #: gateway's `no_model` error, in the web UI and (as comments) in the config.toml template.
@@ -37,7 +46,24 @@ vLLM, llama.cpp server, LM Studio or any other OpenAI-compatible server:
     api_key_env = "MY_SERVER_KEY"            # optional
 """
 
-_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_TYPE_NAMES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    tuple: "array of strings",
+    dict: "table",
+}
+
+#: the named tables of the routing configuration, in file order (see `iter_table_settings`)
+TABLE_SECTIONS: tuple[tuple[str, type], ...] = (
+    ("router", RouterSettings),
+    ("deployments.NAME", DeploymentSettings),
+    ("aliases.NAME", AliasSettings),
+    ("splits.NAME", SplitSettings),
+    ("tiers", TierSettings),
+    ("[tiers.rules]", TierRuleSettings),
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,6 +75,7 @@ class Setting:
     type: type
     default: object
     help: str
+    optional: bool = False  # may be left unset (None), e.g. an unknown price
 
     @property
     def name(self) -> str:
@@ -62,18 +89,41 @@ class Setting:
 
 
 def iter_sections() -> Iterator[tuple[str, type]]:
-    """Yield `(section name, section dataclass)` for every table of the config file."""
+    """Yield `(section name, section dataclass)` for every plain table of the config file
+    (the routing tables are in `TABLE_SECTIONS`)."""
     hints = typing.get_type_hints(Config)
     for f in dataclasses.fields(Config):
-        yield f.name, hints[f.name]
+        if not f.metadata.get("tables"):
+            yield f.name, hints[f.name]
+
+
+def _base_type(hint: object) -> tuple[type, bool]:
+    """`float | None` → (float, True); `tuple[str, ...]` → (tuple, False)."""
+    if isinstance(hint, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _base_type(args[0])[0], True
+    origin = typing.get_origin(hint)
+    return (origin if isinstance(origin, type) else typing.cast(type, hint)), False
+
+
+def settings_of(section: str, cls: type) -> Iterator[Setting]:
+    """Yield the settings of one section dataclass, named under `section`."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        kind, optional = _base_type(hints[f.name])
+        yield Setting(section, f.name, kind, f.default, str(f.metadata["help"]), optional)
 
 
 def iter_settings() -> Iterator[Setting]:
-    """Yield every setting of the registry in file order."""
+    """Yield every setting of the plain sections in file order."""
     for section, cls in iter_sections():
-        hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            yield Setting(section, f.name, hints[f.name], f.default, str(f.metadata["help"]))
+        yield from settings_of(section, cls)
+
+
+def iter_table_settings() -> Iterator[Setting]:
+    """Yield every setting of [router], [deployments.NAME] and [aliases.NAME]."""
+    for section, cls in TABLE_SECTIONS:
+        yield from settings_of(section, cls)
 
 
 def toml_value(value: object) -> str:
@@ -82,6 +132,8 @@ def toml_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return f"{value:_}" if isinstance(value, int) and value >= 10_000 else str(value)
 
 
@@ -147,8 +199,132 @@ api_key_env = "MY_SERVER_KEY"   # only if the server wants a key
 """
 
 
+#: the routing example shown in the docs and (commented out) in the config.toml template
+ROUTING_EXAMPLE = """\
+[deployments.mini]
+provider = "openai"
+model = "gpt-4o-mini"
+price_input = 0.15
+price_output = 0.60
+price_cached_input = 0.075
+context_window = 128000
+
+[deployments.claude]
+provider = "anthropic"
+model = "claude-sonnet-4-5"
+price_input = 3.0
+price_output = 15.0
+context_window = 200000
+capabilities = ["tools", "vision"]
+
+[deployments.local]
+provider = "ollama"
+model = "llama3.1"
+price_input = 0
+price_output = 0
+max_retries = 0
+timeout_ttft = 20
+
+[aliases.smart]
+deployments = ["claude", "mini"]
+
+[aliases.cheap]
+deployments = ["local", "mini"]
+strategy = "cost"
+
+[router]
+default_alias = "smart"
+slo_ttft = 2.0
+"""
+
+_ROUTING_INTRO = """
+## Routing across deployments
+
+A *deployment* is one model at one endpoint, with its key (by variable name), prices,
+context window, capabilities, retry limit, timeouts and circuit breaker. An *alias* (`smart`,
+`cheap`, …) is what agents and API callers ask for: deployments in order plus a strategy.
+With deployments configured, the gateway's model is the router, and `model.name` may name an
+alias or a deployment; a `"provider:model"` there joins as one more deployment, called
+`model`. Without deployments, `[model]` is used directly (no retries, no fallback).
+
+```toml
+{example}```
+
+Retryable failures (429, 500/502/503/504, connect errors, timeouts, unreadable streams) are
+retried on the same deployment with exponential backoff and jitter, never sooner than the
+provider's Retry-After, up to `max_retries`; then the next deployment is tried. A rejected
+key (401/403), an unknown model (404) or a billing refusal (402) goes straight to the next
+deployment; a context-length error only to one with a larger `context_window`; any other 400
+is the request's fault and is returned at once. A stall before the first token
+(`timeout_ttft`) falls back at once. Once text has reached the caller nothing is retried:
+a failure then ends the answer with an error.
+
+A deployment's breaker opens after `breaker_failures` failures in a row, or a failure rate
+above `breaker_failure_rate` within `breaker_window` seconds; an open deployment is skipped
+without a network call, and after `breaker_cooldown` seconds one probe request decides
+whether it closes again. Every retry, fallback and breaker transition is logged on
+`staffer.router` with its cause, deployment, attempt and latency.
+"""
+
+
+#: the traffic example shown in the docs (see docs/routing.md for the whole story)
+TRAFFIC_EXAMPLE = """\
+[router]
+cache_ttl = 300          # seconds; 0 (the default) turns the response cache off
+
+[splits.smart-rollout]
+alias = "smart"
+kind = "canary"          # or "blue_green", "champion_challenger"
+stable = "claude"
+candidate = "mini"
+percent = 10
+max_error_rate = 0.05
+max_p95_latency = 8.0
+min_requests = 50
+
+[tiers]
+economy = "cheap"
+mid = "smart"
+premium = "smart"
+
+[[tiers.rules]]
+tier = "premium"
+metadata = { user = "boss" }
+
+[[tiers.rules]]
+tier = "economy"
+max_chars = 2000
+tools = false
+"""
+
+_TRAFFIC_INTRO = """
+## Traffic splits, tiers and the cache
+
+A *split* takes over one alias for a safe rollout: a **canary** sends `percent` of requests
+to the candidate first (the stable deployment is its fallback) and rolls back to 0 % when the
+candidate's error rate or p95 latency breaks a threshold; **blue_green** sends everything to
+the active arm and flips over the API; **champion_challenger** gives the challenger a share,
+or with `shadow = true` sends it a copy of each request in the background and keeps both
+answers for a side-by-side report. *Tiers* send requests that name no model (or `"auto"`)
+to an economy, mid or premium alias by rules, and move them down as spend nears
+`spend_limit_usd`. `POST /api/router/reload` (or SIGHUP) re-reads the routing tables
+without dropping requests in flight. See docs/routing.md.
+
+```toml
+{example}```
+"""
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
+
+
+def _default_cell(s: Setting) -> str:
+    if s.default is None:
+        return "unset"
+    if s.default in ("", ()) and s.help.startswith("Required."):
+        return "required"
+    return f"`{toml_value(s.default)}`"
 
 
 def render_config_docs() -> str:
@@ -164,6 +340,15 @@ def render_config_docs() -> str:
             if s.section == section:
                 default = toml_value(s.default)
                 parts.append(f"| `{s.key}` | {s.type_name} | `{default}` | {_cell(s.help)} |\n")
+    parts.append(_ROUTING_INTRO.format(example=ROUTING_EXAMPLE))
+    for section, cls in TABLE_SECTIONS:
+        if section == "splits.NAME":
+            parts.append(_TRAFFIC_INTRO.format(example=TRAFFIC_EXAMPLE))
+        parts.append(f"\n### `[{section}]`\n")
+        parts.append(f"\n{(cls.__doc__ or '').strip()}\n")
+        parts.append("\n| key | type | default | description |\n|---|---|---|---|\n")
+        for s in settings_of(section, cls):
+            parts.append(f"| `{s.key}` | {s.type_name} | {_default_cell(s)} | {_cell(s.help)} |\n")
     return "".join(parts)
 
 
@@ -196,4 +381,14 @@ def render_config_template() -> str:
                 lines.append("")
         if lines[-1] == "":
             lines.pop()
+    lines.append("")
+    lines.extend(
+        _comment(
+            "Routing (optional): deployments behind aliases, with retries, fallback and circuit "
+            "breakers. With deployments set, model.name may name an alias. Every key is in "
+            'docs/configuration.md, "Routing across deployments". For example:'
+        )
+    )
+    lines.append("#")
+    lines.extend(f"#   {line}".rstrip() for line in ROUTING_EXAMPLE.splitlines())
     return "\n".join(lines) + "\n"

@@ -9,17 +9,30 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import typing
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar, cast
 
-from staffer.config._docs import Setting, iter_sections, iter_settings, toml_value
-from staffer.config._model import Config
+from staffer.config._docs import Setting, iter_sections, iter_settings, settings_of, toml_value
+from staffer.config._model import AliasSettings, Config, DeploymentSettings, RouterSettings
 from staffer.errors import ConfigError
+from staffer.router._types import (
+    SLO,
+    AliasConfig,
+    BreakerConfig,
+    Capability,
+    DeploymentConfig,
+    Prices,
+    RouterConfig,
+    Strategy,
+    Timeouts,
+)
 
 _TOML_POSITION = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-_EXAMPLES = {str: '"text"', int: "8765", float: "60.0", bool: "true"}
+_EXAMPLES = {str: '"text"', int: "8765", float: "60.0", bool: "true", tuple: '["a", "b"]'}
+_ROUTING = ("router", "deployments", "aliases", "splits", "tiers")
 
 
 def load_config(path: Path) -> Config:
@@ -79,7 +92,10 @@ def config_from_dict(data: dict[str, Any], *, source: Path | None = None) -> Con
     sections = dict(iter_sections())
     built: dict[str, object] = {}
     for name, value in data.items():
+        if name in _ROUTING:
+            continue
         if name not in sections:
+            sections.update(dict.fromkeys(_ROUTING, dict))
             raise _unknown_key(name, where, sections, settings, is_table=isinstance(value, dict))
         if not isinstance(value, dict):
             raise ConfigError(
@@ -95,7 +111,10 @@ def config_from_dict(data: dict[str, Any], *, source: Path | None = None) -> Con
                 raise _unknown_key(f"{name}.{key}", where, sections, settings)
             kwargs[key] = _coerce(setting, item, where)
         built[name] = sections[name](**kwargs)
-    return Config(**built)  # type: ignore[arg-type]
+    from staffer.config._router_tables import read_traffic, with_split_aliases  # imports us
+
+    router, traffic = read_traffic(data, _router_config(with_split_aliases(data), where), where)
+    return Config(**built, router=router, traffic=traffic)  # type: ignore[arg-type]
 
 
 def _unknown_key(
@@ -125,8 +144,12 @@ def _unknown_key(
     close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
     if not section and not is_table and close:
         close = [s.name for s in settings if s.key == close[0]]
-    if section == "model" and key in ("api_key", "key", "token"):
+    if section.startswith(("model", "deployments.")) and key in ("api_key", "key", "token"):
         fix = 'keys never go in this file: export the key and set api_key_env = "VAR_NAME"'
+    elif section.startswith("deployments.") and key.startswith("price") and not close:
+        fix = (
+            "write prices as price_input, price_output and price_cached_input, in USD per 1M tokens"
+        )
     elif close:
         fix = f"did you mean `{close[0]}`? ({listing})"
     else:
@@ -143,6 +166,8 @@ def _describe(value: object) -> str:
 
 def _coerce(setting: Setting, value: object, where: str) -> object:
     expected = setting.type
+    if expected is tuple and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
     # bool is an int in Python; in a config file `port = true` is a mistake.
     if isinstance(value, bool) and expected is not bool:
         ok = False
@@ -186,13 +211,17 @@ def check_config(config: Config) -> None:
             f"{g.max_body_bytes} is below the minimum of 1024",
             "use at least 1024; the default is 1_048_576 (1 MiB)",
         )
-    if not g.auth and not _is_loopback(g.host):
+    if not g.auth and not is_loopback(g.host):
         _bad(
             "gateway.auth",
             f"auth is off while the gateway binds {g.host}, which other machines can reach",
             'set auth = true, or bind host = "127.0.0.1"',
         )
-    if m.name:
+    routes = {**config.router.deployments, **config.router.aliases}
+    if m.name and m.name not in routes:
+        if routes and ":" not in m.name:
+            fix = f'use one of {", ".join(routes)}, or a "provider:model" name'
+            _bad("model.name", f"{m.name!r} is neither an alias nor a deployment", fix)
         # The models package owns provider names; it raises ConfigError(key="model.name").
         from staffer.models import parse_model_name
 
@@ -210,7 +239,8 @@ def check_config(config: Config) -> None:
                 _bad(f"{section}.{f.name}", f"{value} is not positive", "use a number above 0")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
     import ipaddress
 
     if host == "localhost":
@@ -223,3 +253,149 @@ def _is_loopback(host: str) -> bool:
 
 def _bad(key: str, problem: str, fix: str) -> NoReturn:
     raise ConfigError(problem, key=key, fix=fix)
+
+
+# --- routing: [router], [deployments.NAME], [aliases.NAME] -> RouterConfig -----------------
+
+_S = TypeVar("_S")
+_NON_NEGATIVE = ("max_retries", "weight", "retry_backoff", "retry_max_wait", "breaker_cooldown")
+
+
+def _table(value: object, key: str, where: str, fix: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"must be a table{where}, got {_describe(value)}", key=key, fix=fix)
+    return value
+
+
+def _read(section: str, cls: type[_S], table: dict[str, Any], where: str) -> _S:
+    by_key = {s.key: s for s in settings_of(section, cls)}
+    kwargs: dict[str, object] = {}
+    for key, item in table.items():
+        setting = by_key.get(key)
+        if setting is None:
+            raise _unknown_key(f"{section}.{key}", where, {}, list(by_key.values()))
+        kwargs[key] = _coerce(setting, item, where)
+    return cls(**kwargs)
+
+
+def _router_config(data: dict[str, Any], where: str) -> RouterConfig:
+    tables: dict[str, dict[str, Any]] = {}
+    for section in ("deployments", "aliases"):
+        fix = f"write each as a [{section}.NAME] table, e.g. [{section}.fast]"
+        tables[section] = _table(data.get(section, {}), section, where, fix)
+        for name, table in tables[section].items():
+            _table(table, f"{section}.{name}", where, fix)
+    deployments = {
+        name: _deployment(name, _read(f"deployments.{name}", DeploymentSettings, table, where))
+        for name, table in tables["deployments"].items()
+    }
+    # A "provider:model" in [model] joins the deployments as "model" (gateway_router_config).
+    known = [*deployments, *(["model"] if ":" in str(data.get("model", {}).get("name")) else [])]
+    aliases = {
+        name: _alias(name, _read(f"aliases.{name}", AliasSettings, table, where), known)
+        for name, table in tables["aliases"].items()
+    }
+    fix = "write the settings under a [router] header"
+    router_table = _table(data.get("router", {}), "router", where, fix)
+    router = _read("router", RouterSettings, router_table, where)
+    default = router.default_alias or None
+    if default is not None and default not in aliases and default not in known:
+        names = ", ".join([*aliases, *known]) or "none (add [aliases.NAME] tables)"
+        _bad("router.default_alias", f"no alias or deployment named {default!r}", f"use {names}")
+    for key in ("slo_ttft", "slo_tpot", "slo_total"):
+        value = getattr(router, key)
+        if value is not None and value <= 0:
+            _bad(f"router.{key}", f"{value} is not positive", "use seconds above 0, or remove it")
+    return RouterConfig(
+        deployments, aliases, default, SLO(router.slo_ttft, router.slo_tpot, router.slo_total)
+    )
+
+
+def _deployment(name: str, d: DeploymentSettings) -> DeploymentConfig:
+    from staffer.models._build import PROVIDERS, parse_model_name
+
+    key = f"deployments.{name}"
+    if not d.provider.strip():
+        _bad(f"{key}.provider", "is missing", f'add provider = "…", one of {", ".join(PROVIDERS)}')
+    if not d.model.strip():
+        _bad(f"{key}.model", "is missing", 'add the model id, e.g. model = "gpt-4o-mini"')
+    try:
+        provider, model = parse_model_name(f"{d.provider}:{d.model}")
+    except ConfigError as exc:
+        _bad(
+            f"{key}.provider",
+            exc.problem,
+            f"use one of {', '.join(PROVIDERS)}; any other OpenAI-compatible server is "
+            f'provider = "openai" with base_url',
+        )
+    if d.api_key_env and not _ENV_NAME.match(d.api_key_env):
+        _bad(
+            f"{key}.api_key_env",
+            "is not an environment variable name (is it the key itself?)",
+            'export the key in a variable and put its name here, e.g. "OPENAI_API_KEY"',
+        )
+    if d.base_url and not d.base_url.startswith(("http://", "https://")):
+        _bad(f"{key}.base_url", f"{d.base_url!r} is not an http(s) URL", "write the full URL")
+    for i, cap in enumerate(d.capabilities):
+        if cap not in ("tools", "vision", "json"):
+            _bad(
+                f"{key}.capabilities[{i}]",
+                f"unknown capability {cap!r}",
+                'use "tools", "vision" or "json"',
+            )
+    for f in dataclasses.fields(d):
+        value = getattr(d, f.name)
+        if type(value) not in (int, float):
+            continue
+        if value < 0 or (value == 0 and f.name not in _NON_NEGATIVE and "price" not in f.name):
+            _bad(f"{key}.{f.name}", f"{value} is too small", "use a number above 0")
+    if d.breaker_failure_rate > 1:
+        _bad(f"{key}.breaker_failure_rate", "is above 1", "use a fraction, e.g. 0.5 for 50 %")
+    return DeploymentConfig(
+        name=name,
+        provider=provider,
+        model=model,
+        base_url=d.base_url.strip(),
+        api_key_env=d.api_key_env.strip(),
+        prices=Prices(d.price_input, d.price_output, d.price_cached_input),
+        context_window=d.context_window,
+        capabilities=frozenset(cast("tuple[Capability, ...]", d.capabilities)),
+        max_retries=d.max_retries,
+        weight=d.weight,
+        retry_backoff=d.retry_backoff,
+        retry_max_wait=d.retry_max_wait,
+        timeouts=Timeouts(d.timeout_connect, d.timeout_ttft, d.timeout_idle, d.timeout_total),
+        breaker=BreakerConfig(
+            *(d.breaker_failures, d.breaker_failure_rate, d.breaker_window),
+            *(d.breaker_min_requests, d.breaker_cooldown),
+        ),
+    )
+
+
+def _alias(name: str, a: AliasSettings, deployments: list[str]) -> AliasConfig:
+    import difflib
+
+    key = f"aliases.{name}"
+    if name in deployments:
+        _bad(key, "has the same name as a deployment", "rename the alias or the deployment")
+    if not a.deployments:
+        _bad(
+            f"{key}.deployments", "is missing or empty", 'list deployments, e.g. ["mini", "local"]'
+        )
+    for i, member in enumerate(a.deployments):
+        if member not in deployments:
+            close = difflib.get_close_matches(member, deployments, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            _bad(
+                f"{key}.deployments[{i}]",
+                f"no deployment named {member!r}; known: {', '.join(deployments) or 'none'}",
+                f"{hint}add a [deployments.{member}] table or correct the name",
+            )
+    strategies = typing.get_args(Strategy)
+    if a.strategy not in strategies:
+        _bad(
+            f"{key}.strategy",
+            f"unknown strategy {a.strategy!r}",
+            f"use one of {', '.join(strategies)}",
+        )
+    return AliasConfig(name, a.deployments, cast(Strategy, a.strategy))

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from staffer.router._traffic import SplitConfig, TrafficConfig
+from staffer.router._types import BreakerConfig, DeploymentConfig, RouterConfig, Timeouts
+
 _T = TypeVar("_T")
 
 
@@ -75,8 +78,208 @@ class AgentConfig:
     history_max_messages: int = _setting(200, "Most past messages of a session sent to the model.")
 
 
+# --- routing: [router], [deployments.NAME] and [aliases.NAME] -----------------------
+# These tables are read into the settings classes below (the registry: types, defaults
+# and help for the docs), then turned into one `RouterConfig`: `Config.router`.
+
+_DEP = DeploymentConfig("", "", "")
+_TIMEOUTS = Timeouts()
+_BREAKER = BreakerConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSettings:
+    """Routing defaults and the service-level objectives goodput is measured against."""
+
+    default_alias: str = _setting(
+        "",
+        "Alias (or deployment) used when a request names no model. Empty: model.name when it "
+        "names an alias or deployment, else the [model] deployment, else the first alias.",
+    )
+    slo_ttft: float | None = _setting(
+        None, "Target seconds to the first token; a slower request does not count as goodput."
+    )
+    slo_tpot: float | None = _setting(None, "Target seconds per output token after the first.")
+    slo_total: float | None = _setting(None, "Target seconds for a whole request.")
+    cache_ttl: float = _setting(
+        0.0,
+        "Seconds a complete answer stays in the exact-match response cache; 0 turns it off. "
+        'A request opts out with metadata {"cache": "no"}.',
+    )
+    cache_max_entries: int = _setting(
+        1000, "Most answers the cache keeps; the least recently used go first."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentSettings:
+    """One model at one endpoint, with its key (by variable name), prices and limits."""
+
+    provider: str = _setting(
+        "",
+        "Required. Who serves it: openai, anthropic, openrouter, groq, gemini, ollama, vllm, "
+        "llamacpp or lmstudio (any OpenAI-compatible server is openai plus base_url).",
+    )
+    model: str = _setting("", "Required. The model id the provider knows, e.g. gpt-4o-mini.")
+    base_url: str = _setting("", "Base URL of the API. Empty: the provider's public endpoint.")
+    api_key_env: str = _setting(
+        "",
+        "Environment variable holding the key. Empty: the provider's usual one; local servers "
+        "need none. A deployment whose key is missing is disabled, the others keep serving.",
+    )
+    price_input: float | None = _setting(None, "USD per 1M input tokens. Unset: unknown.")
+    price_output: float | None = _setting(None, "USD per 1M output tokens. Unset: unknown.")
+    price_cached_input: float | None = _setting(
+        None, "USD per 1M cached input tokens. Unset: unknown."
+    )
+    context_window: int | None = _setting(
+        None, "Tokens the model accepts; a context-length error falls back to a larger one."
+    )
+    capabilities: tuple[str, ...] = _setting(
+        tuple(sorted(_DEP.capabilities)),
+        'What it supports, from "tools", "vision" and "json"; requests with tools only go to '
+        'deployments with "tools".',
+    )
+    max_retries: int = _setting(
+        _DEP.max_retries, "Retries here on 429, 5xx, dropped connections before falling back."
+    )
+    weight: float = _setting(_DEP.weight, "Share of first picks under the weighted strategy.")
+    retry_backoff: float = _setting(
+        _DEP.retry_backoff,
+        "Seconds of the first retry's backoff; doubles each retry, with full jitter.",
+    )
+    retry_max_wait: float = _setting(
+        _DEP.retry_max_wait,
+        "Longest wait before a retry; a longer Retry-After falls back to the next deployment.",
+    )
+    timeout_connect: float = _setting(_TIMEOUTS.connect, "Seconds to open the connection.")
+    timeout_ttft: float = _setting(
+        _TIMEOUTS.ttft, "Seconds to the first token; a stall falls back to the next deployment."
+    )
+    timeout_idle: float = _setting(_TIMEOUTS.idle, "Longest gap in seconds between chunks.")
+    timeout_total: float = _setting(_TIMEOUTS.total, "Seconds one call may take in total.")
+    breaker_failures: int = _setting(
+        _BREAKER.failures, "Consecutive failures that open the circuit breaker."
+    )
+    breaker_failure_rate: float = _setting(
+        _BREAKER.failure_rate,
+        "Failure rate (0-1) within breaker_window that opens the breaker.",
+    )
+    breaker_window: float = _setting(_BREAKER.window, "Seconds of history for the failure rate.")
+    breaker_min_requests: int = _setting(
+        _BREAKER.min_requests, "Outcomes needed in the window before the rate counts."
+    )
+    breaker_cooldown: float = _setting(
+        _BREAKER.cooldown,
+        "Seconds an open breaker skips the deployment before one probe request is let through.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AliasSettings:
+    """What agents and API callers ask for: deployments in order and a routing strategy."""
+
+    deployments: tuple[str, ...] = _setting(
+        (), "Required. Deployment names, in fallback order for the priority strategy."
+    )
+    strategy: str = _setting(
+        "priority",
+        "priority (in order), weighted (by weight), latency (fastest time to first token and "
+        "per token), cost (cheapest by price) or least_busy (fewest requests in flight).",
+    )
+
+
+_SPLIT = SplitConfig("", "", "canary", "", "")
+
+
+@dataclass(frozen=True, slots=True)
+class SplitSettings:
+    """A traffic split over one alias for a safe rollout (see "Traffic splits")."""
+
+    alias: str = _setting(
+        "",
+        "Required. The alias the split decides for; created with [stable, candidate] if no "
+        "[aliases.NAME] has that name, else its other deployments stay as fallback.",
+    )
+    kind: str = _setting("", "Required. canary, blue_green or champion_challenger.")
+    stable: str = _setting("", "Required. The deployment serving today (blue; the champion).")
+    candidate: str = _setting(
+        "", "Required. The deployment being rolled out (green; the challenger)."
+    )
+    percent: float = _setting(
+        _SPLIT.percent,
+        "Share of requests (0-100) that try the candidate first (canary, champion_challenger).",
+    )
+    shadow: bool = _setting(
+        _SPLIT.shadow,
+        "champion_challenger only: the champion answers every request and the challenger gets "
+        "a copy in the background, its answer only logged for the report.",
+    )
+    active: str = _setting(
+        _SPLIT.active, "blue_green: the arm serving at start, stable or candidate."
+    )
+    max_error_rate: float | None = _setting(
+        None, "canary: roll back when the candidate's error rate (0-1) goes above this."
+    )
+    max_p95_latency: float | None = _setting(
+        None, "canary: roll back when the candidate's p95 latency in seconds goes above this."
+    )
+    min_requests: int = _setting(
+        _SPLIT.min_requests, "canary: candidate attempts needed before the thresholds apply."
+    )
+    window: int = _setting(
+        _SPLIT.window, "canary: the candidate's most recent attempts the thresholds look at."
+    )
+    shadow_concurrency: int = _setting(
+        _SPLIT.shadow_concurrency,
+        "Most shadow copies in flight at once; more are skipped and counted.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TierSettings:
+    """Tiering: requests that name no model (or `alias`) go to the alias of their tier."""
+
+    economy: str = _setting("", "Alias (or deployment) of the economy tier.")
+    mid: str = _setting("", "Alias (or deployment) of the mid tier.")
+    premium: str = _setting("", "Alias (or deployment) of the premium tier.")
+    default: str = _setting("mid", "Tier of a request no rule matches: economy, mid or premium.")
+    alias: str = _setting(
+        "auto", "The model name that asks for tiering; a request naming no model is tiered too."
+    )
+    spend_limit_usd: float | None = _setting(
+        None,
+        "Spend (USD since the gateway started) at which every request goes to economy; "
+        "from spend_threshold of it, requests go one tier down. Unset: no downgrade.",
+    )
+    spend_threshold: float = _setting(
+        0.8, "Share (0-1) of spend_limit_usd from which requests go one tier down."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TierRuleSettings:
+    """One rule, in order; the first whose every set condition holds gives the tier."""
+
+    tier: str = _setting("", "Required. economy, mid or premium.")
+    min_chars: int | None = _setting(None, "At least this many characters in the messages.")
+    max_chars: int | None = _setting(None, "At most this many characters in the messages.")
+    tools: bool | None = _setting(None, "true: only requests offering tools; false: only without.")
+    keywords: tuple[str, ...] = _setting(
+        (), "Any of these words in the last user message (case-insensitive)."
+    )
+    # An inline table in TOML; the default is None, never a shared dict.
+    metadata: dict[str, str] | None = _setting(  # noqa: RUF009
+        None, 'Caller metadata that must all match, e.g. {user = "boss"} or {agent = "triage"}.'
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    #: built from [router], [deployments.NAME] and [aliases.NAME]; not a settings table
+    router: RouterConfig = field(default_factory=RouterConfig, metadata={"tables": True})
+    #: built from [splits.NAME], [tiers] and the cache keys of [router]
+    traffic: TrafficConfig = field(default_factory=TrafficConfig, metadata={"tables": True})

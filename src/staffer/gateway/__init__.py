@@ -1,6 +1,6 @@
 """The gateway: the ASGI app that serves the API, the event stream and the web UI."""
 
 from staffer.gateway._app import create_app
-from staffer.gateway._serve import BackgroundGateway, is_loopback, serve
+from staffer.gateway._serve import BackgroundGateway, serve
 
-__all__ = ["BackgroundGateway", "create_app", "is_loopback", "serve"]
+__all__ = ["BackgroundGateway", "create_app", "serve"]

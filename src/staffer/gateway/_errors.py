@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from staffer.errors import StoreError
+
+logger = logging.getLogger("staffer.gateway")
 
 
 class ApiError(Exception):
@@ -56,9 +59,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail))
 
     async def on_store(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(503, "store_unavailable", str(exc))
+        return error_response(
+            503, "store_unavailable", str(exc), "check the disk and the database file, then retry"
+        )
+
+    async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("%s %s failed", request.method, request.url.path)
+        return error_response(
+            500,
+            "internal_error",
+            f"the gateway failed on this request ({type(exc).__name__})",
+            "retry; if it keeps failing, the gateway's log has the details",
+        )
 
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(StoreError, on_store)
+    app.add_exception_handler(Exception, on_crash)

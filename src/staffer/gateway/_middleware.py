@@ -10,6 +10,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 #: Paths served without the token: health, and the static web UI shell, which holds no data.
 PUBLIC_PATHS = frozenset({"/healthz", "/", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
+#: Paths that authenticate callers themselves (the OpenAI API: user keys or the token).
+SELF_AUTHENTICATED_PREFIXES = ("/v1/",)
 
 
 async def send_error(
@@ -32,10 +34,11 @@ class TokenAuthMiddleware:
 
     def __init__(self, app: ASGIApp, token: str) -> None:
         self.app = app
-        self._expected = f"Bearer {token}".encode()
+        self._token = token.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _is_public(scope["path"]):
+        path = scope["path"] if scope["type"] == "http" else ""
+        if not path or _is_public(path) or path.startswith(SELF_AUTHENTICATED_PREFIXES):
             await self.app(scope, receive, send)
             return
         header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
@@ -48,7 +51,8 @@ class TokenAuthMiddleware:
                 "send 'Authorization: Bearer <token>'; the token is in $STAFFER_HOME/token",
             )
             return
-        if not hmac.compare_digest(header, self._expected):
+        scheme, _, credentials = header.partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.strip(), self._token):
             await send_error(
                 send,
                 401,

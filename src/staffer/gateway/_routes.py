@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from staffer import __version__
 from staffer.gateway._errors import ApiError
+from staffer.gateway._hub import Subscription
 from staffer.gateway._runs import RunActiveError
 from staffer.gateway._state import GatewayState
 from staffer.store import MessageRecord, RunRecord, SessionRecord, ToolCallRecord
@@ -35,6 +36,13 @@ class NewSession(BaseModel):
 
 class NewMessage(BaseModel):
     text: str = Field(min_length=1, max_length=200_000)
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("the message is empty; write something")
+        return text
 
 
 @router.get("/healthz", tags=["health"])
@@ -92,20 +100,18 @@ async def post_message(
     session = await _require_session(state, session_id)
     if state.runs is None:
         raise ApiError(503, "no_model", "no model is configured", state.model_help)
-    if not session.title and state.runs.active_run(session_id) is None:
-        await state.store.rename_session(session_id, _title_from(body.text))
+    title = None if session.title else _title_from(body.text)
     if stream:
-        # `after` is taken before the run starts: the hub's buffer replays whatever the
-        # run publishes before this stream is first read, so no event can be missed.
+        # Subscribed before the run starts, so not one of its events can be missed.
         events = state.hub.follow(session_id, state.hub.last_seq(), idle=PING_SECONDS)
         try:
-            run_id, _ = await state.runs.start(session_id, body.text)
+            run_id, _ = await state.runs.start(session_id, body.text, title=title)
         except RunActiveError as exc:
             await events.aclose()
             raise _run_active(exc) from exc
         return _sse(events, until_run=run_id, status=202)
     try:
-        run_id, after = await state.runs.start(session_id, body.text)
+        run_id, after = await state.runs.start(session_id, body.text, title=title)
     except RunActiveError as exc:
         raise _run_active(exc) from exc
     return {"run_id": run_id, "after": after}
@@ -121,7 +127,7 @@ async def follow_events(
 
 
 def _sse(
-    events: AsyncGenerator[dict[str, Any] | None, None],
+    events: Subscription,
     *,
     until_run: str | None,
     status: int = 200,
@@ -162,10 +168,11 @@ def _title_from(text: str, limit: int = 60) -> str:
 
 
 def _run_active(exc: RunActiveError) -> ApiError:
+    which = f" ({exc.run_id})" if exc.run_id else ""
     return ApiError(
         409,
         "run_active",
-        f"a run ({exc.run_id}) is still active in this session",
+        f"a run{which} is still active in this session",
         "wait for its run_finished event, or start a new session",
     )
 

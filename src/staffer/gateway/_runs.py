@@ -9,14 +9,15 @@ from staffer.agent import Agent
 from staffer.gateway._hub import EventHub
 
 logger = logging.getLogger("staffer.gateway")
+_STARTING = "…starting"
 
 
 class RunActiveError(Exception):
-    """A session already has a run in progress."""
+    """A session already has a run in progress (`run_id` is None while it is starting)."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str | None) -> None:
         self.run_id = run_id
-        super().__init__(f"run {run_id} is still active in this session")
+        super().__init__("a run is still active in this session")
 
 
 class RunManager:
@@ -29,17 +30,22 @@ class RunManager:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def active_run(self, session_id: str) -> str | None:
-        return self._active.get(session_id)
+        run_id = self._active.get(session_id)
+        return None if run_id is _STARTING else run_id
 
-    async def start(self, session_id: str, text: str) -> tuple[str, int]:
+    async def start(
+        self, session_id: str, text: str, *, title: str | None = None
+    ) -> tuple[str, int]:
         """Record the message, start the run and return ``(run_id, after)``.
 
-        Events of the new run all have seq > `after`.
+        Events of the new run all have seq > `after`. `title` names an untitled session.
         """
-        if (run_id := self._active.get(session_id)) is not None:
-            raise RunActiveError(run_id)
-        self._active[session_id] = "starting"
+        if session_id in self._active:
+            raise RunActiveError(self.active_run(session_id))
+        self._active[session_id] = _STARTING
         try:
+            if title:
+                await self.agent.store.rename_session(session_id, title)
             run_id = await self.agent.start_run(session_id, text)
         except BaseException:
             del self._active[session_id]
@@ -52,13 +58,32 @@ class RunManager:
         return run_id, after
 
     async def _execute(self, session_id: str, run_id: str) -> None:
+        finished = False
+
         def emit(event: dict[str, object]) -> None:
+            nonlocal finished
+            finished = finished or event.get("type") == "run_finished"
             self.hub.publish(session_id, run_id, event)
 
         try:
             await self.agent.run_turn(session_id, run_id, emit)
+        except Exception as exc:
+            # Ending the run failed (the store, most likely): listeners must still hear
+            # that it is over, or they would wait forever.
+            logger.exception("run %s could not be finished", run_id)
+            if not finished:
+                emit(
+                    {
+                        "type": "run_finished",
+                        "status": "failed",
+                        "error": f"internal error: {exc}",
+                        "text": "",
+                        "usage": None,
+                    }
+                )
         finally:
             self._active.pop(session_id, None)
+            self.hub.release(session_id)
 
     async def aclose(self) -> None:
         """Cancel runs still in flight and wait for them to record their end."""

@@ -4,7 +4,6 @@ and benchmarks. The socket is bound here, so a port in use is a clear ConfigErro
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import socket
@@ -15,25 +14,19 @@ from collections.abc import Mapping
 import uvicorn
 
 from staffer.config import Config, Home
+from staffer.config._load import is_loopback
 from staffer.errors import ConfigError
 from staffer.gateway._app import create_app
+from staffer.gateway._router_admin import install_reload_signal
 
 logger = logging.getLogger("staffer.gateway")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
     """Bind the listening socket, translating failures into what the user can do."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP (not 0) so asyncio turns Nagle off on accepted connections.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -46,7 +39,6 @@ def bind_socket(host: str, port: int) -> socket.socket:
             "or gateway.port in config.toml",
         ) from exc
     sock.listen(2048)
-    sock.set_inheritable(True)
     return sock
 
 
@@ -76,6 +68,21 @@ def _prepare(
     return server, sock
 
 
+def make_undumpable() -> bool:
+    """Stop other processes of this user reading ours through /proc (environ, memory).
+
+    The exec tool's commands run as the same user; without this they could read
+    provider keys from /proc/<gateway pid>/environ. Linux only; root still can.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    pr_set_dumpable = 4
+    libc = ctypes.CDLL(None, use_errno=True)
+    return bool(libc.prctl(pr_set_dumpable, 0, 0, 0, 0) == 0)
+
+
 def gateway_url(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
@@ -84,6 +91,7 @@ def gateway_url(sock: socket.socket) -> str:
 def serve(config: Config, home: Home, *, env: Mapping[str, str] | None = None) -> None:
     """Run the gateway in the foreground until Ctrl-C, printing the URL to open."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    make_undumpable()
     # httpx logs every provider request at INFO: one line per model call is noise, not signal.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     server, sock = _prepare(config, home, os.environ if env is None else env, None)
@@ -97,6 +105,7 @@ def serve(config: Config, home: Home, *, env: Mapping[str, str] | None = None) -
                 await task
                 return
             await asyncio.sleep(0.01)
+        install_reload_signal(server.config.app)  # SIGHUP re-reads the routing tables
         print(f"Staffer is running at {url}", flush=True)
         print(f"Open the web chat: {url}/#token={token}" if token else url, flush=True)
         print("Press Ctrl-C to stop.", flush=True)

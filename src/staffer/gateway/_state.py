@@ -7,6 +7,7 @@ from pathlib import Path
 
 from staffer.gateway._hub import EventHub
 from staffer.gateway._runs import RunManager
+from staffer.models import Model
 from staffer.store import Store
 
 
@@ -17,3 +18,4 @@ class GatewayState:
     runs: RunManager | None  # None while no model is configured
     workspace: Path
     model_help: str
+    model: Model | None = None  # the agents' model, and the one /v1 serves

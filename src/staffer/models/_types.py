@@ -8,6 +8,7 @@ router, the agent loop, the gateway) only sees these types.
 from __future__ import annotations
 
 import json
+import secrets
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -168,9 +169,10 @@ class ResponseBuilder:
             self._finish = event.reason
 
     def build(self) -> ModelResponse:
+        # A provider that sends no call id gets a unique one: ids must not repeat in a history.
         calls = [
-            ToolCall(id=cid or f"call_{i}", name=name, arguments=args)
-            for i, (cid, name, args) in sorted(self._calls.items())
+            ToolCall(id=cid or f"call_{secrets.token_hex(6)}", name=name, arguments=args)
+            for _, (cid, name, args) in sorted(self._calls.items())
         ]
         finish = self._finish or ("tool_calls" if calls else "stop")
         return ModelResponse("".join(self._text), calls, self._usage, finish)

@@ -63,6 +63,8 @@ class DeploymentConfig:
     capabilities: frozenset[Capability] = frozenset({"tools"})
     max_retries: int = 2  # retries on this deployment before falling back
     weight: float = 1.0  # for the weighted strategy
+    retry_backoff: float = 0.5  # first backoff in seconds; doubles per retry, full jitter
+    retry_max_wait: float = 30.0  # longest wait before a retry; a longer Retry-After falls back
     timeouts: Timeouts = field(default_factory=Timeouts)
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
 
@@ -113,10 +115,17 @@ class Attempt:
     output_chunks: int
     usage: Usage
     metadata: dict[str, str]  # agent, session, user, channel… from ModelRequest.metadata
+    cancelled: bool = False  # the caller stopped reading; neither a success nor a failure
 
 
 RouterEventKind = Literal[
-    "retry", "fallback", "breaker_open", "breaker_half_open", "breaker_closed"
+    "retry",
+    "fallback",
+    "breaker_open",
+    "breaker_half_open",
+    "breaker_closed",
+    "rollback",  # a canary's candidate was taken out of traffic
+    "flip",  # a blue-green split switched colour
 ]
 
 

@@ -6,6 +6,8 @@ same test suite runs against every implementation.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
@@ -57,6 +59,89 @@ class ToolCallRecord:
     error: str | None
     duration_ms: float
     created_at: float
+
+
+#: What model-call costs can be grouped by (`Store.model_call_summary`).
+UsageDimension = Literal["deployment", "alias", "agent", "session", "user", "channel"]
+
+
+@dataclass(slots=True, frozen=True)
+class ModelCallRecord:
+    """One attempt of one model request through the router, with what it cost.
+
+    `cost_usd` is None when a needed price was unknown (`price_unknown` is then
+    True): such calls are flagged, never counted as free. Failed attempts are
+    recorded too, with the cost of whatever usage they reported (usually zero).
+    """
+
+    request_id: str
+    alias: str
+    deployment: str
+    attempt: int
+    ok: bool
+    usage: Usage
+    cost_usd: float | None
+    price_unknown: bool
+    duration: float  # seconds
+    created_at: float  # unix seconds, when the attempt started
+    ttft: float | None = None
+    error: str | None = None
+    status: int | None = None
+    agent: str | None = None
+    session_id: str | None = None
+    user: str | None = None
+    channel: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class UsageSummary:
+    """Model calls grouped by one `UsageDimension`; `key` is None for calls without one."""
+
+    key: str | None
+    calls: int
+    failed_calls: int
+    usage: Usage
+    cost_usd: float  # the sum over calls whose price is known
+    unknown_price_calls: int  # calls left out of cost_usd because a price was unknown
+
+
+@dataclass(slots=True, frozen=True)
+class ApiKeyRecord:
+    """An API key of the OpenAI-compatible endpoint; only its SHA-256 hash is stored.
+
+    `prefix` is the key's first characters (``sk-staffer-AbCd``), enough to recognise
+    it in a list without being usable.
+    """
+
+    id: str
+    user: str
+    name: str
+    prefix: str
+    created_at: float  # unix seconds
+    revoked_at: float | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+#: Every API key starts with this, then 43 random URL-safe characters (256 bits).
+API_KEY_PREFIX = "sk-staffer-"
+
+
+def new_api_key() -> str:
+    """A fresh random API key, ``sk-staffer-…``; store only `hash_api_key` of it."""
+    return API_KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_api_key(key: str) -> str:
+    """The SHA-256 hex digest stores keep (and look keys up by) instead of the key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def shown_prefix(key: str) -> str:
+    """The part of a key that may be displayed: the prefix and 4 more (``sk-staffer-AbCd``)."""
+    return key[: len(API_KEY_PREFIX) + 4]
 
 
 class Store(ABC):
@@ -128,6 +213,13 @@ class Store(ABC):
     async def list_runs(self, session_id: str) -> list[RunRecord]:
         """Oldest first."""
 
+    @abstractmethod
+    async def interrupt_unfinished_runs(self, error: str) -> list[RunRecord]:
+        """Mark every queued/running/waiting run failed with `error`; return them as they were.
+
+        Called at start-up: a run still open then was cut off by a crash or a kill.
+        """
+
     # tool calls
     @abstractmethod
     async def record_tool_call(self, record: ToolCallRecord) -> None: ...
@@ -135,3 +227,43 @@ class Store(ABC):
     @abstractmethod
     async def list_tool_calls(self, session_id: str) -> list[ToolCallRecord]:
         """Oldest first."""
+
+    # model calls (the router's cost and latency accounting)
+    @abstractmethod
+    async def record_model_calls(self, records: list[ModelCallRecord]) -> None:
+        """Insert `records` in one transaction (an empty list does nothing)."""
+
+    @abstractmethod
+    async def list_model_calls(
+        self,
+        *,
+        since: float | None = None,
+        session_id: str | None = None,
+        limit: int = 100,
+    ) -> list[ModelCallRecord]:
+        """The most recent calls first, optionally from `since` (unix seconds) or one session."""
+
+    @abstractmethod
+    async def model_call_summary(
+        self, by: UsageDimension, *, since: float | None = None, until: float | None = None
+    ) -> list[UsageSummary]:
+        """Calls, tokens and cost grouped by `by`, the most expensive group first."""
+
+    # API keys (users of the OpenAI-compatible endpoint)
+    @abstractmethod
+    async def create_api_key(
+        self, *, user: str, key_hash: str, prefix: str, name: str = ""
+    ) -> ApiKeyRecord:
+        """Store a new key by its SHA-256 hex `key_hash` (never the key itself)."""
+
+    @abstractmethod
+    async def list_api_keys(self, *, user: str | None = None) -> list[ApiKeyRecord]:
+        """Every key (revoked ones too), oldest first; only `user`'s when given."""
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str) -> ApiKeyRecord | None:
+        """Revoke the key; returns it (revoking twice keeps the first time), None if unknown."""
+
+    @abstractmethod
+    async def lookup_api_key(self, key_hash: str) -> ApiKeyRecord | None:
+        """The active key with this hash, or None (unknown or revoked)."""

@@ -12,7 +12,14 @@ from typing import Any, cast
 
 from staffer.errors import StoreError
 from staffer.models import Message, Role, ToolCall, Usage
-from staffer.store._base import MessageRecord, RunRecord, RunStatus, SessionRecord, ToolCallRecord
+from staffer.store._base import (
+    MessageRecord,
+    ModelCallRecord,
+    RunRecord,
+    RunStatus,
+    SessionRecord,
+    ToolCallRecord,
+)
 
 SESSION_COLUMNS = "id, title, agent, created_at, updated_at"
 MESSAGE_COLUMNS = (
@@ -120,3 +127,86 @@ def tool_call_params(record: ToolCallRecord) -> tuple[Any, ...]:
 
 def tool_call_from_row(row: tuple[Any, ...]) -> ToolCallRecord:
     return ToolCallRecord(*row)
+
+
+# --- model calls --------------------------------------------------------------
+
+MODEL_CALL_COLUMNS = (
+    "request_id, alias, deployment, attempt, ok, error, status, input_tokens, output_tokens, "
+    "cached_input_tokens, cost_nano_usd, price_unknown, ttft, duration, agent, session_id, "
+    "user, channel, created_at"
+)
+_NANO = 1_000_000_000
+
+
+def model_call_params(record: ModelCallRecord) -> tuple[Any, ...]:
+    """The values of one ``model_calls`` row, in `MODEL_CALL_COLUMNS` order.
+
+    Cost is kept as integer nano-dollars so SQL sums are exact.
+    """
+    r = record
+    cost = None if r.cost_usd is None else round(r.cost_usd * _NANO)
+    return (
+        r.request_id,
+        r.alias,
+        r.deployment,
+        r.attempt,
+        int(r.ok),
+        r.error,
+        r.status,
+        r.usage.input_tokens,
+        r.usage.output_tokens,
+        r.usage.cached_input_tokens,
+        cost,
+        int(r.price_unknown),
+        r.ttft,
+        r.duration,
+        r.agent,
+        r.session_id,
+        r.user,
+        r.channel,
+        r.created_at,
+    )
+
+
+def model_call_from_row(row: tuple[Any, ...]) -> ModelCallRecord:
+    (
+        request_id,
+        alias,
+        deployment,
+        attempt,
+        ok,
+        error,
+        status,
+        inp,
+        out,
+        cached,
+        cost,
+        price_unknown,
+        ttft,
+        duration,
+        agent,
+        session_id,
+        user,
+        channel,
+        created_at,
+    ) = row
+    return ModelCallRecord(
+        request_id=request_id,
+        alias=alias,
+        deployment=deployment,
+        attempt=attempt,
+        ok=bool(ok),
+        usage=Usage(input_tokens=inp, output_tokens=out, cached_input_tokens=cached),
+        cost_usd=None if cost is None else cost / _NANO,
+        price_unknown=bool(price_unknown),
+        duration=duration,
+        created_at=created_at,
+        ttft=ttft,
+        error=error,
+        status=status,
+        agent=agent,
+        session_id=session_id,
+        user=user,
+        channel=channel,
+    )

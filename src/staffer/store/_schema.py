@@ -64,6 +64,50 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX tool_calls_by_session ON tool_calls (session_id, created_at)",
         "CREATE INDEX tool_calls_by_run ON tool_calls (run_id)",
     ),
+    # v2: model_calls, one row per router attempt with its usage, cost and latency.
+    # Cost is integer nano-dollars so sums stay exact; NULL when a price was unknown.
+    # session_id has no foreign key: API callers have no session, and accounting
+    # outlives a deleted conversation.
+    (
+        """CREATE TABLE model_calls (
+            id                   INTEGER PRIMARY KEY,
+            request_id           TEXT NOT NULL,
+            alias                TEXT NOT NULL,
+            deployment           TEXT NOT NULL,
+            attempt              INTEGER NOT NULL,
+            ok                   INTEGER NOT NULL,
+            error                TEXT,
+            status               INTEGER,
+            input_tokens         INTEGER NOT NULL DEFAULT 0,
+            output_tokens        INTEGER NOT NULL DEFAULT 0,
+            cached_input_tokens  INTEGER NOT NULL DEFAULT 0,
+            cost_nano_usd        INTEGER,
+            price_unknown        INTEGER NOT NULL DEFAULT 0,
+            ttft                 REAL,
+            duration             REAL NOT NULL,
+            agent                TEXT,
+            session_id           TEXT,
+            user                 TEXT,
+            channel              TEXT,
+            created_at           REAL NOT NULL
+        )""",
+        "CREATE INDEX model_calls_by_created ON model_calls (created_at)",
+        "CREATE INDEX model_calls_by_session ON model_calls (session_id, created_at)",
+    ),
+    # v3: api_keys for the OpenAI-compatible endpoint. Only the SHA-256 of a key is
+    # kept; `prefix` is its first characters, for telling keys apart in a list.
+    (
+        """CREATE TABLE api_keys (
+            id          TEXT PRIMARY KEY,
+            key_hash    TEXT NOT NULL UNIQUE,
+            prefix      TEXT NOT NULL,
+            user        TEXT NOT NULL,
+            name        TEXT NOT NULL DEFAULT '',
+            created_at  REAL NOT NULL,
+            revoked_at  REAL
+        )""",
+        "CREATE INDEX api_keys_by_user ON api_keys (user, created_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -25,13 +25,17 @@ from staffer.models import Message, Usage
 from staffer.store import _codec as codec
 from staffer.store._base import (
     MessageRecord,
+    ModelCallRecord,
     RunRecord,
     RunStatus,
     SessionRecord,
     Store,
     ToolCallRecord,
+    UsageDimension,
+    UsageSummary,
 )
 from staffer.store._schema import migrate
+from staffer.store._sqlite_apikeys import SQLiteApiKeys
 
 logger = logging.getLogger("staffer.store")
 
@@ -59,11 +63,36 @@ _FINISH_RUN = (
 )
 _GET_RUN = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE id = ?"
 _LIST_RUNS = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE session_id = ? ORDER BY created_at, rowid"
+_UNFINISHED_RUNS = (
+    f"SELECT {codec.RUN_COLUMNS} FROM runs "
+    "WHERE status IN ('queued', 'running', 'waiting') ORDER BY created_at, rowid"
+)
+_INTERRUPT_RUN = "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?"
 _INSERT_TOOL_CALL = (
     f"INSERT INTO tool_calls ({codec.TOOL_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _LIST_TOOL_CALLS = (
     f"SELECT {codec.TOOL_CALL_COLUMNS} FROM tool_calls WHERE session_id = ? ORDER BY created_at, id"
+)
+
+_INSERT_MODEL_CALL = (
+    f"INSERT INTO model_calls ({codec.MODEL_CALL_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The grouping column comes from this fixed map, never from the caller's text.
+_USAGE_COLUMNS: dict[str, str] = {
+    "deployment": "deployment",
+    "alias": "alias",
+    "agent": "agent",
+    "session": "session_id",
+    "user": "user",
+    "channel": "channel",
+}
+_SUMMARY = (
+    "SELECT {col}, COUNT(*), SUM(1 - ok), SUM(input_tokens), SUM(output_tokens), "
+    "SUM(cached_input_tokens), COALESCE(SUM(cost_nano_usd), 0), SUM(price_unknown) "
+    "FROM model_calls WHERE created_at >= ? AND created_at < ? "
+    "GROUP BY {col} ORDER BY 7 DESC, 2 DESC, {col}"
 )
 
 
@@ -72,7 +101,7 @@ def new_id() -> str:
     return secrets.token_hex(8)
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteApiKeys, Store):
     """The default `Store`: a single SQLite file in WAL mode.
 
     All database work happens on one worker thread that owns the connection, so
@@ -303,6 +332,16 @@ class SQLiteStore(Store):
 
         return await self._call("listing runs", work)
 
+    async def interrupt_unfinished_runs(self, error: str) -> list[RunRecord]:
+        def work(conn: sqlite3.Connection) -> list[RunRecord]:
+            with _write(conn):
+                runs = [codec.run_from_row(r) for r in conn.execute(_UNFINISHED_RUNS)]
+                now = self._now()
+                conn.executemany(_INTERRUPT_RUN, [(now, error, run.id) for run in runs])
+            return runs
+
+        return await self._call("closing interrupted runs", work)
+
     # --- tool calls --------------------------------------------------------
 
     async def record_tool_call(self, record: ToolCallRecord) -> None:
@@ -319,6 +358,68 @@ class SQLiteStore(Store):
             return [codec.tool_call_from_row(r) for r in rows]
 
         return await self._call("listing tool calls", work)
+
+    # --- model calls -------------------------------------------------------
+
+    async def record_model_calls(self, records: list[ModelCallRecord]) -> None:
+        if not records:
+            return
+        params = [codec.model_call_params(r) for r in records]
+
+        def work(conn: sqlite3.Connection) -> None:
+            with _write(conn):
+                conn.executemany(_INSERT_MODEL_CALL, params)
+
+        await self._call("recording model calls", work)
+
+    async def list_model_calls(
+        self,
+        *,
+        since: float | None = None,
+        session_id: str | None = None,
+        limit: int = 100,
+    ) -> list[ModelCallRecord]:
+        sql = f"SELECT {codec.MODEL_CALL_COLUMNS} FROM model_calls WHERE created_at >= ?"
+        args: list[object] = [since if since is not None else float("-inf")]
+        if session_id is not None:
+            sql += " AND session_id = ?"
+            args.append(session_id)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+
+        def work(conn: sqlite3.Connection) -> list[ModelCallRecord]:
+            return [codec.model_call_from_row(r) for r in conn.execute(sql, args)]
+
+        return await self._call("listing model calls", work)
+
+    async def model_call_summary(
+        self, by: UsageDimension, *, since: float | None = None, until: float | None = None
+    ) -> list[UsageSummary]:
+        column = _USAGE_COLUMNS.get(by)
+        if column is None:
+            raise ValueError(
+                f"cannot group model calls by {by!r}; use one of {list(_USAGE_COLUMNS)}"
+            )
+        sql = _SUMMARY.format(col=column)
+        low = since if since is not None else float("-inf")
+        high = until if until is not None else float("inf")
+
+        def work(conn: sqlite3.Connection) -> list[UsageSummary]:
+            return [
+                UsageSummary(
+                    key=key,
+                    calls=calls,
+                    failed_calls=failed,
+                    usage=Usage(inp, out, cached),
+                    cost_usd=nano / 1_000_000_000,
+                    unknown_price_calls=unknown,
+                )
+                for key, calls, failed, inp, out, cached, nano, unknown in conn.execute(
+                    sql, (low, high)
+                )
+            ]
+
+        return await self._call("summarising model calls", work)
 
 
 # --- connection helpers (worker thread only) --------------------------------
