@@ -121,3 +121,42 @@ def test_config_check_with_a_local_model(home: Home) -> None:
     result = run(home, "config", "check")
     assert result.exit_code == 0, result.output
     assert "ollama:llama3.1" in result.stdout
+
+
+ROUTED = """
+[model]
+name = "smart"
+
+[deployments.hosted]
+provider = "openai"
+model = "gpt-4o-mini"
+api_key_env = "STAFFER_TEST_MISSING_KEY"
+
+[deployments.local]
+provider = "ollama"
+model = "llama3.1"
+
+[aliases.smart]
+deployments = ["hosted", "local"]
+"""
+
+
+def test_config_check_understands_aliases_and_warns_of_disabled_deployments(home: Home) -> None:
+    run(home, "init")
+    home.config_file.write_text(ROUTED)
+    result = run(home, "config", "check")
+    assert result.exit_code == 0, result.output
+    assert "router" in result.stdout
+    assert "deployment hosted is disabled" in result.stdout
+    assert "STAFFER_TEST_MISSING_KEY" in result.stdout
+
+
+def test_config_check_fails_when_no_deployment_can_serve(home: Home) -> None:
+    run(home, "init")
+    only_hosted = (
+        ROUTED.split("[deployments.local]")[0] + '[aliases.smart]\ndeployments = ["hosted"]\n'
+    )
+    home.config_file.write_text(only_hosted)
+    result = run(home, "config", "check")
+    assert result.exit_code == 2
+    assert "STAFFER_TEST_MISSING_KEY" in result.output

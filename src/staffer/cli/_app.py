@@ -157,17 +157,27 @@ def config_check() -> None:
     home = _home()
     config = _load(home)
     g, m = config.gateway, config.model
-    if m.name:
-        # Building the model checks what the file alone cannot: the base URL and the key.
-        from staffer.models import build_model
+    # Building the model as the gateway would checks what the file alone cannot: base URLs,
+    # keys, aliases that name deployments.
+    from staffer.router import build_gateway_model
 
-        try:
-            build_model(m, os.environ)
-        except ConfigError as exc:
-            fail_config(exc)
-        model = m.name + (f" at {m.base_url}" if m.base_url else "")
-    else:
+    try:
+        built = build_gateway_model(config, os.environ)
+    except ConfigError as exc:
+        fail_config(exc)
+    warnings: list[str] = []
+    if built is None:
         model = "none yet (see `staffer config docs`, section 'Connecting a model')"
+    elif hasattr(built, "deployment_states"):
+        states = built.deployment_states()
+        model = f"router ({built.name}), {len(states)} deployment(s)"
+        warnings = [
+            f"deployment {s['name']} is disabled: {s['disabled_reason']}"
+            for s in states
+            if s.get("disabled_reason")
+        ]
+    else:
+        model = m.name + (f" at {m.base_url}" if m.base_url else "")
     out = console()
     note = "" if home.config_file.exists() else " (no file yet: every setting at its default)"
     out.print(f"config OK: {home.config_file}{note}", markup=False)
@@ -180,6 +190,8 @@ def config_check() -> None:
     ]
     for label, value in rows:
         out.print(f"  {label:<10} {value}", markup=False)
+    for warning in warnings:
+        out.print(f"  warning: {warning}", style="yellow", markup=False)
 
 
 @config_app.command("path")
