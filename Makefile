@@ -22,10 +22,12 @@ start: $(VENV)/.runtime
 	$(BIN)/staffer start
 
 ## test: install dev tools and test dependencies, then lint, type-check and run the suite
+## (against SQLite and a throwaway PostgreSQL server from scripts/postgres-test-server.sh)
 test: $(VENV)/.dev
 	bash scripts/install-test-deps.sh
 	$(MAKE) --no-print-directory check
-	$(BIN)/pytest
+	env $$([ -n "$${STAFFER_TEST_POSTGRES_URL:-}" ] || bash scripts/postgres-test-server.sh || true) \
+	  $(BIN)/pytest
 
 check: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -128,7 +128,8 @@ def test_message_while_a_run_is_active_is_refused_with_409(live_gateway):
             "inter_chunk_ms": 50,
             "chunk_chars": 1,
             "scripts": [{"match": "", "steps": [{"text": "slow answer"}]}],
-        }
+        },
+        config='[agent]\nbusy = "reject"\n',
     )
     with gw.client() as client:
         session_id = client.post("/api/sessions").json()["id"]

@@ -280,3 +280,31 @@ def test_a_rejected_message_shows_the_error_and_keeps_the_text(live_gateway, pag
         probe = client.post(f"/api/sessions/{session['id']}/messages", json={"text": long_text})
     assert probe.status_code == 413
     expect(error).to_contain_text(probe.json()["error"]["message"])
+
+
+def test_stop_cancels_the_streaming_run(live_gateway, page: Page) -> None:
+    scenario = {
+        "scripts": [{"match": "", "steps": [{"text": "a long and very slow answer " * 5}]}],
+        "inter_chunk_ms": 200,
+        "chunk_chars": 2,
+    }
+    gw = live_gateway(scenario)
+    page.goto(f"{gw.url}/#token={gw.token}")
+    page.get_by_test_id("new-session").click()
+    expect(page.get_by_test_id("session-item")).to_have_count(1)
+    expect(page.get_by_test_id("cancel")).to_be_hidden()
+
+    page.get_by_test_id("composer-input").fill("Tell me slowly")
+    page.get_by_test_id("send").click()
+    expect(page.get_by_test_id("assistant-message")).to_contain_text("a long")
+    stop = page.get_by_test_id("cancel")
+    expect(stop).to_be_visible()
+    stop.click()
+
+    expect(stop).to_be_hidden(timeout=2_000)
+    expect(page.get_by_test_id("send")).to_be_enabled()
+    expect(page.locator("#transcript")).to_contain_text("cancelled")
+    with gw.client() as client:
+        [session] = client.get("/api/sessions").json()["sessions"]
+        runs = client.get(f"/api/sessions/{session['id']}").json()["runs"]
+    assert [r["status"] for r in runs] == ["cancelled"]

@@ -1,11 +1,12 @@
 """The agent loop, written as explicit steps so a durable engine can journal each one.
 
-    start ─► assemble_context ─► call_model ─┬─► (no tool calls) ─► finish
-                     ▲                       └─► run_tools ──┐
-                     └───────────────────────────────────────┘
+    start ─► assemble_context ─► take_steering ─► call_model ─┬─► (no tool calls) ─► finish
+                                       ▲                      └─► run_tools ──┐
+                                       └──────────────────────────────────────┘
 
 Each step takes the turn's state and returns what it produced; the only side
-effects are the store writes and the events it emits.
+effects are the store writes and the events it emits. Between steps the loop reads its
+`RunControl`: a stop request ends the run, steering messages join the context.
 """
 
 from __future__ import annotations
@@ -53,6 +54,25 @@ class TurnState:
     last_call: tuple[str, str] | None = None
     repeats: int = 0
     text: str = ""
+    ending: asyncio.Future[TurnResult] | None = None
+
+
+@dataclass(slots=True)
+class RunControl:
+    """How the outside talks to a running turn: `inbox` holds user messages to add before
+    the next model call; `stopped` (final status, error) is set before the run's task is
+    cancelled, or makes the loop end at its next step boundary."""
+
+    inbox: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
+    stopped: tuple[RunStatus, str] | None = None
+
+    def stop(self, status: RunStatus, reason: str) -> None:
+        if self.stopped is None:
+            self.stopped = (status, reason)
+
+
+class RunStopped(Exception):
+    """Raised at a step boundary when the run's `RunControl` asks it to stop."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -95,13 +115,22 @@ class Agent:
         )
         return run.id
 
-    async def run_turn(self, session_id: str, run_id: str, emit: Emit) -> TurnResult:
-        """Execute the run created by `start_run` to the end, emitting events as it goes."""
+    async def run_turn(
+        self, session_id: str, run_id: str, emit: Emit, *, control: RunControl | None = None
+    ) -> TurnResult:
+        """Execute the run created by `start_run` to the end, emitting events as it goes.
+
+        Cancelling the task ends the run as `control.stopped` says (default: cancelled by
+        the user), recorded before the CancelledError propagates."""
+        control = control or RunControl()
         state = TurnState(session_id=session_id, run_id=run_id)
         emit({"type": "run_started", "model": self.model.name})
         try:
             await self.assemble_context(state, emit)
             while True:
+                if control.stopped is not None:
+                    raise RunStopped(control.stopped[1])
+                await self.take_steering(state, control, emit)
                 if state.iterations >= self.config.max_iterations:
                     raise RunError(
                         f"stopped after {state.iterations} model calls without a final answer; "
@@ -111,17 +140,22 @@ class Agent:
                 if response.finish_reason in _CUT_SHORT:
                     emit({"type": "notice", "text": _CUT_SHORT[response.finish_reason]})
                 if not response.tool_calls:
+                    if not control.inbox.empty():
+                        continue  # steered while answering: answer the new message too
                     state.text = response.text
-                    return await self.finish(state, "done", None, emit)
+                    return await self._end(state, "done", None, emit)
                 await self.run_tools(state, response.tool_calls, emit)
+        except RunStopped:
+            return await self._end(state, *(control.stopped or ("cancelled", _CANCELLED)), emit)
         except (ProviderError, RunError) as exc:
-            return await self.finish(state, "failed", str(exc), emit)
+            return await self._end(state, *(control.stopped or ("failed", str(exc))), emit)
         except asyncio.CancelledError:
-            await asyncio.shield(self.finish(state, "cancelled", "cancelled by the user", emit))
+            status, reason = control.stopped or ("cancelled", _CANCELLED)
+            await self._end(state, status, reason, emit)
             raise
         except Exception as exc:  # a bug must end the run visibly, not wedge the session
             logger.exception("run %s crashed", run_id)
-            return await self.finish(state, "failed", f"internal error: {exc!r}", emit)
+            return await self._end(state, "failed", f"internal error: {exc!r}", emit)
 
     # --- steps -------------------------------------------------------------
 
@@ -137,6 +171,18 @@ class Agent:
             Message(role="system", content=prompt.text),
             *trim_history(repair_history(history), self.config.history_max_messages),
         ]
+
+    async def take_steering(self, state: TurnState, control: RunControl, emit: Emit) -> None:
+        """Step 1b: messages sent while the run works join its context (and the history)."""
+        steering: list[Message] = []
+        while not control.inbox.empty():
+            steering.append(Message(role="user", content=control.inbox.get_nowait()))
+        if not steering:
+            return
+        state.messages.extend(steering)
+        await self.store.append_messages(state.session_id, steering, run_id=state.run_id)
+        for message in steering:
+            emit({"type": "steered", "text": message.content})
 
     async def call_model(self, state: TurnState, emit: Emit) -> ModelResponse:
         """Step 2: one streaming model call; the answer is appended and stored."""
@@ -186,6 +232,23 @@ class Agent:
         return TurnResult(state.run_id, status, state.text, state.usage, error)
 
     # --- helpers -----------------------------------------------------------
+
+    async def _end(
+        self, state: TurnState, status: RunStatus, error: str | None, emit: Emit
+    ) -> TurnResult:
+        """Run `finish` once and to completion; a cancellation meanwhile is raised after it,
+        so the history is complete before the session's next run may start."""
+        if state.ending is None:
+            state.ending = asyncio.ensure_future(self.finish(state, status, error, emit))
+        cancelled = False
+        while not state.ending.done():
+            try:
+                await asyncio.shield(state.ending)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+        return state.ending.result()
 
     async def _close_open_calls(self, state: TurnState, reason: str) -> None:
         """Answer tool calls left without a result, so the history stays valid for providers."""
@@ -304,6 +367,9 @@ _CUT_SHORT = {
 #: Extra seconds a tool gets past its timeout to stop itself (exec kills its process
 #: group and reports partial output) before the loop cancels it.
 TOOL_GRACE_SECONDS = 5.0
+
+
+_CANCELLED = "cancelled by the user"
 
 
 def _usage_dict(usage: Usage) -> dict[str, int]:

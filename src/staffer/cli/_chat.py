@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
     from staffer.config import Config
 
-_REPL_HELP = "Type a message. /new starts a new session, /exit or Ctrl-D leaves."
+_REPL_HELP = (
+    "Type a message. Ctrl-C or /cancel stops a run, /new starts a new session, "
+    "/exit or Ctrl-D leaves."
+)
 
 
 def gateway_url(config: Config) -> str:
@@ -36,12 +39,33 @@ def gateway_url(config: Config) -> str:
 
 
 def run_turn(client: GatewayClient, session_id: str, text: str, err: Console) -> int:
-    """Send `text`, print the streamed run; return 0 when it is done, 1 when it failed."""
+    """Send `text`, print the streamed run; return 0 when it is done, 1 when it failed.
+
+    Ctrl-C cancels the run in the gateway (it ends at its next step boundary) and
+    returns 130.
+    """
     printer = TurnPrinter(sys.stdout, err, session_id=session_id)
-    for event in client.send(session_id, text):
-        printer.event(event)
+    try:
+        for event in client.send(session_id, text):
+            printer.event(event)
+    except KeyboardInterrupt:
+        cancel(client, session_id, err)
+        return 130
     status = printer.finished.get("status") if printer.finished else None
     return 0 if status == "done" else 1
+
+
+def cancel(client: GatewayClient, session_id: str, err: Console) -> None:
+    """Ask the gateway to stop the session's run and say what happened."""
+    try:
+        answer = client.cancel(session_id)
+    except GatewayError as exc:
+        err.print(f"\n[red]  could not cancel: {exc.message}[/]")
+        return
+    if answer.get("cancelled"):
+        err.print("\n[yellow]  cancelled[/]")
+    else:
+        err.print("\n[dim]  nothing was running[/]")
 
 
 def one_shot(client: GatewayClient, message: str, session_id: str | None) -> int:
@@ -83,6 +107,12 @@ def repl(client: GatewayClient, session_id: str | None) -> int:
             continue
         if text in ("/exit", "/quit"):
             return 0
+        if text == "/cancel":
+            if session_id:
+                cancel(client, session_id, err)
+            else:
+                err.print("[dim]  nothing was running[/]")
+            continue
         if text == "/new":
             session_id = None
             err.print("[dim]  new session[/]")
@@ -99,5 +129,6 @@ def repl(client: GatewayClient, session_id: str | None) -> int:
             err.print(f"[red]  error: {escape(exc.message)}[/]")
             if exc.fix:
                 err.print(f"  fix: {escape(exc.fix)}")
-        except KeyboardInterrupt:
-            err.print("\n[yellow]  stopped following; the run goes on in the gateway[/]")
+        except KeyboardInterrupt:  # between the send and the first event
+            if session_id:
+                cancel(client, session_id, err)

@@ -103,6 +103,10 @@ class GatewayClient:
         body = {"title": title} if title else {}
         return str(self._json("POST", "/api/sessions", json=body)["id"])
 
+    def cancel(self, session_id: str) -> Event:
+        """``POST /api/sessions/{id}/cancel``: stop the active run, drop queued messages."""
+        return self._json("POST", f"/api/sessions/{session_id}/cancel")
+
     def send(self, session_id: str, text: str) -> Iterator[Event]:
         """Post a message and yield the run's events until ``run_finished``."""
         path = f"/api/sessions/{session_id}/messages"

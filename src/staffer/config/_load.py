@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
 from staffer.config._docs import Setting, iter_sections, iter_settings, settings_of, toml_value
-from staffer.config._model import AliasSettings, Config, DeploymentSettings, RouterSettings
+from staffer.config._model import (
+    BUSY_MODES,
+    AliasSettings,
+    Config,
+    DeploymentSettings,
+    RouterSettings,
+)
 from staffer.errors import ConfigError
 from staffer.router._types import (
     SLO,
@@ -226,6 +232,8 @@ def check_config(config: Config) -> None:
         from staffer.models import parse_model_name
 
         parse_model_name(m.name)
+    if a.busy not in BUSY_MODES:
+        _bad("agent.busy", f"unknown mode {a.busy!r}", f"use one of {', '.join(BUSY_MODES)}")
     if m.api_key_env and not _ENV_NAME.match(m.api_key_env):
         _bad(
             "model.api_key_env",

@@ -58,6 +58,10 @@ class ModelConfig:
     max_tokens: int = _setting(4096, "Most tokens the model may write in one answer.")
 
 
+#: What `agent.busy` may be: a message sent during a run is queued, steers it, or is refused.
+BUSY_MODES = ("queue", "steer", "reject")
+
+
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     max_iterations: int = _setting(
@@ -76,6 +80,21 @@ class AgentConfig:
         "longer ones are cut with a notice.",
     )
     history_max_messages: int = _setting(200, "Most past messages of a session sent to the model.")
+    busy: str = _setting(
+        "queue",
+        'What a message sent while a run is active does: "queue" (it runs after the active '
+        'run), "steer" (it is added to the active run before its next model call) or '
+        '"reject" (409 run_active).',
+    )
+    stuck_after: float = _setting(
+        300.0,
+        "Seconds a run may go without any event (text, tool call, usage) before it is stopped "
+        "as stuck and fails; 0 turns the watchdog off. Keep it above tool_timeout.",
+    )
+    max_queued: int = _setting(
+        10,
+        "Most messages waiting per session (queued or steering); more get 429 queue_full.",
+    )
 
 
 # --- routing: [router], [deployments.NAME] and [aliases.NAME] -----------------------

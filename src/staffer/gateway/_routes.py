@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 from staffer import __version__
 from staffer.gateway._errors import ApiError
 from staffer.gateway._hub import Subscription
-from staffer.gateway._runs import RunActiveError
+from staffer.gateway._runs import Accepted, QueueFullError, RunActiveError
 from staffer.gateway._state import GatewayState
 from staffer.store import MessageRecord, RunRecord, SessionRecord, ToolCallRecord
 
@@ -83,6 +83,7 @@ async def get_session(session_id: str, state: State) -> dict[str, Any]:
     return {
         **_session(session),
         "active_run": state.runs.active_run(session_id) if state.runs else None,
+        "queued": state.runs.queued(session_id) if state.runs else [],
         "messages": [_message(m) for m in await state.store.list_messages(session_id)],
         "tool_calls": [_tool_call(t) for t in await state.store.list_tool_calls(session_id)],
         "runs": [_run(r) for r in await state.store.list_runs(session_id)],
@@ -96,7 +97,8 @@ async def post_message(
     state: State,
     stream: Annotated[bool, Query(description="answer with the run's event stream")] = False,
 ) -> Any:
-    """Start a run for the message; with ``stream=true`` follow it as server-sent events."""
+    """Start a run for the message (or queue it, or steer the active run with it, per
+    ``agent.busy``); with ``stream=true`` follow it as server-sent events."""
     session = await _require_session(state, session_id)
     if state.runs is None:
         raise ApiError(503, "no_model", "no model is configured", state.model_help)
@@ -105,16 +107,41 @@ async def post_message(
         # Subscribed before the run starts, so not one of its events can be missed.
         events = state.hub.follow(session_id, state.hub.last_seq(), idle=PING_SECONDS)
         try:
-            run_id, _ = await state.runs.start(session_id, body.text, title=title)
-        except RunActiveError as exc:
+            accepted = await state.runs.start(session_id, body.text, title=title)
+        except (RunActiveError, QueueFullError) as exc:
             await events.aclose()
-            raise _run_active(exc) from exc
-        return _sse(events, until_run=run_id, status=202)
+            raise _busy(exc) from exc
+        return _sse(events, until_run=accepted.run_id or accepted.ticket, status=202)
     try:
-        run_id, after = await state.runs.start(session_id, body.text, title=title)
-    except RunActiveError as exc:
-        raise _run_active(exc) from exc
-    return {"run_id": run_id, "after": after}
+        accepted = await state.runs.start(session_id, body.text, title=title)
+    except (RunActiveError, QueueFullError) as exc:
+        raise _busy(exc) from exc
+    return _accepted(accepted)
+
+
+@router.post("/api/sessions/{session_id}/cancel", tags=["sessions"])
+async def cancel_session(session_id: str, state: State) -> dict[str, Any]:
+    """Stop the session's active run and drop its queued messages."""
+    await _require_session(state, session_id)
+    if state.runs is None:
+        return {"cancelled": False, "run_id": None, "dropped": 0}
+    cancelled, run_id, dropped = state.runs.cancel(session_id)
+    return {"cancelled": cancelled, "run_id": run_id, "dropped": dropped}
+
+
+@router.post("/api/runs/{run_id}/cancel", tags=["sessions"])
+async def cancel_run(run_id: str, state: State) -> dict[str, Any]:
+    """Stop an active run (or a queued ticket) by id: the same as cancelling its session."""
+    session_id = state.runs.session_of(run_id) if state.runs else None
+    if state.runs is None or session_id is None:
+        raise ApiError(
+            404,
+            "not_found",
+            f"no active or queued run {run_id!r}",
+            "it has finished already; see the session's runs at GET /api/sessions/{id}",
+        )
+    cancelled, active, dropped = state.runs.cancel(session_id)
+    return {"cancelled": cancelled, "run_id": active, "dropped": dropped}
 
 
 @router.get("/api/sessions/{session_id}/events", tags=["sessions"])
@@ -132,15 +159,24 @@ def _sse(
     until_run: str | None,
     status: int = 200,
 ) -> StreamingResponse:
+    """Stream `events`; with `until_run` (a run id or a queue ticket) only that run's,
+    ending after its run_finished. A ticket's run_started names the run it became."""
+
     async def body() -> AsyncIterator[bytes]:
+        current = until_run
         try:
             async for event in events:
                 if event is None:
                     yield b": ping\n\n"
                     continue
+                if until_run is not None:
+                    if event["type"] == "run_started" and event.get("ticket") == until_run:
+                        current = event["run_id"]
+                    if event["run_id"] != current:
+                        continue
                 data = json.dumps(event, separators=(",", ":"))
                 yield f"id: {event['seq']}\nevent: {event['type']}\ndata: {data}\n\n".encode()
-                if event["type"] == "run_finished" and event["run_id"] == until_run:
+                if event["type"] == "run_finished" and event["run_id"] == current:
                     return
         finally:
             await events.aclose()
@@ -167,14 +203,29 @@ def _title_from(text: str, limit: int = 60) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
-def _run_active(exc: RunActiveError) -> ApiError:
+def _busy(exc: RunActiveError | QueueFullError) -> ApiError:
+    if isinstance(exc, QueueFullError):
+        return ApiError(
+            429,
+            "queue_full",
+            f"{exc.limit} messages are already waiting for the active run in this session",
+            "wait for a run_finished event, cancel with POST /api/sessions/{id}/cancel, "
+            "or raise agent.max_queued",
+        )
     which = f" ({exc.run_id})" if exc.run_id else ""
     return ApiError(
         409,
         "run_active",
         f"a run{which} is still active in this session",
-        "wait for its run_finished event, or start a new session",
+        "wait for its run_finished event, cancel it, or start a new session",
     )
+
+
+def _accepted(a: Accepted) -> dict[str, Any]:
+    out: dict[str, Any] = {"run_id": a.run_id, "after": a.after, "status": a.status}
+    if a.ticket is not None:
+        out.update(ticket=a.ticket, position=a.position)
+    return out
 
 
 def _session(s: SessionRecord) -> dict[str, Any]:

@@ -1,5 +1,6 @@
-"""The httpx plumbing both adapters share: clients, timeouts, SSE streaming and
-the one place where HTTP statuses and transport failures become Staffer errors.
+"""The HTTP plumbing both adapters share: clients, timeouts, SSE streaming (over
+`_transport`, or httpx when given a client or a proxy is configured) and the one place
+where HTTP statuses and transport failures become Staffer errors.
 
     HTTP 401/403                    -> AuthenticationError
     HTTP 429                        -> RateLimitError (retry_after from the headers)
@@ -8,7 +9,7 @@ the one place where HTTP statuses and transport failures become Staffer errors.
     other 4xx                       -> BadRequestError, or ContextLengthError when the
                                        provider says the prompt does not fit
     connect errors, timeouts, drops -> ProviderUnavailableError
-    undecodable stream data         -> ProtocolError
+    undecodable data, non-HTTP      -> ProtocolError
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from staffer.errors import (
     ProviderUnavailableError,
     RateLimitError,
 )
+from staffer.models import _transport
 from staffer.models._sse import SSEDecoder, SSEEvent
 
 logger = logging.getLogger("staffer.models")
@@ -69,9 +71,9 @@ def make_client() -> httpx.AsyncClient:
     )
 
 
-def request_timeout(total: float) -> httpx.Timeout:
-    """Connect gets at most 10 s; a single read may wait up to the whole budget."""
-    return httpx.Timeout(total, connect=min(CONNECT_TIMEOUT, total))
+def request_timeout(total: float, connect: float = CONNECT_TIMEOUT) -> httpx.Timeout:
+    """Connect gets at most `connect` s; a single read may wait up to the whole budget."""
+    return httpx.Timeout(total, connect=min(connect, total))
 
 
 # typeshed types make_scanner's argument as itself; it takes the decoder for its settings.
@@ -294,17 +296,9 @@ async def stream_events(
         finally:
             await response.aclose()
     except TimeoutError as exc:
-        raise ProviderUnavailableError(
-            f"{ep.provider} did not finish within {ep.timeout:g} s (after {count} chunks). "
-            "Fix: retry, raise model.timeout, or use a faster model.",
-            **kw,
-        ) from exc
+        raise _timed_out(ep, count, kw) from exc
     except httpx.ConnectError as exc:
-        raise ProviderUnavailableError(
-            f"could not connect to {ep.provider} at {ep.base_url}: {exc or type(exc).__name__}. "
-            "Fix: check model.base_url and that the server is running.",
-            **kw,
-        ) from exc
+        raise _cannot_connect(ep, exc, kw) from exc
     except httpx.TimeoutException as exc:
         raise ProviderUnavailableError(
             f"{ep.provider} timed out ({type(exc).__name__}) after {count} chunks. "
@@ -316,11 +310,78 @@ async def stream_events(
             f"{ep.provider} sent a response body that could not be decoded: {exc}.", **kw
         ) from exc
     except httpx.TransportError as exc:
-        raise ProviderUnavailableError(
-            f"connection to {ep.provider} dropped after {count} chunks "
-            f"({exc or type(exc).__name__}). Fix: retry; if it persists, check the server.",
-            **kw,
-        ) from exc
+        raise _dropped(ep, count, exc, kw) from exc
+
+
+async def stream_transport_events(
+    pool: _transport.ConnectionPool,
+    target: _transport.Target,
+    headers: Mapping[str, str],
+    body: bytes,
+    ep: Endpoint,
+    connect_timeout: float = CONNECT_TIMEOUT,
+) -> AsyncGenerator[SSEEvent, None]:
+    """`stream_events` over `_transport`; its one deadline timer aborts the socket when due."""
+    deadline = asyncio.get_running_loop().time() + ep.timeout
+    count = 0
+    kw: dict[str, Any] = {"provider": ep.provider}
+    try:
+        response = await pool.request(
+            "POST", target, headers, body, deadline=deadline, connect_timeout=connect_timeout
+        )
+        try:
+            status = kw["status"] = response.status
+            if status >= 400:
+                text = (await response.aread()).decode("utf-8", "replace")
+                raise error_for_status(ep, status, text, response.headers)
+            decoder = SSEDecoder()
+            try:
+                async for chunk in response:
+                    for event in decoder.feed(chunk):
+                        count += 1
+                        yield event
+                for event in decoder.flush():
+                    count += 1
+                    yield event
+            except GeneratorExit:
+                # The caller stopped at [DONE]; wait a moment for the body's end to reuse it.
+                await response.drain(DRAIN_SECONDS, DRAIN_BYTES)
+                raise
+        finally:
+            response.close()
+    except TimeoutError as exc:
+        raise _timed_out(ep, count, kw) from exc
+    except _transport.ConnectError as exc:  # refused, DNS, TLS, or the connect timeout
+        raise _cannot_connect(ep, exc, kw) from exc
+    except _transport.RemoteProtocolError as exc:
+        msg = f"{ep.provider} at {ep.base_url} did not answer in HTTP/1.1 ({exc}). Fix: check it."
+        raise ProtocolError(msg, **kw) from exc
+    except _transport.ReadError as exc:
+        raise _dropped(ep, count, exc, kw) from exc
+
+
+def _timed_out(ep: Endpoint, count: int, kw: dict[str, Any]) -> ProviderError:
+    return ProviderUnavailableError(
+        f"{ep.provider} did not finish within {ep.timeout:g} s (after {count} chunks). "
+        "Fix: retry, raise model.timeout, or use a faster model.",
+        **kw,
+    )
+
+
+def _cannot_connect(ep: Endpoint, exc: Exception, kw: dict[str, Any]) -> ProviderError:
+    return ProviderUnavailableError(
+        f"could not connect to {ep.provider} at {ep.base_url}: {exc or type(exc).__name__}. "
+        "Fix: check model.base_url and that the server is running.",
+        **kw,
+    )
+
+
+def _dropped(ep: Endpoint, count: int, exc: Exception, kw: dict[str, Any]) -> ProviderError:
+    return ProviderUnavailableError(
+        f"connection to {ep.provider} dropped after {count} chunks "
+        f"({exc or type(exc).__name__}). Fix: retry; if it persists, check the server.",
+        **kw,
+    )
 
 
 def ended_early(ep: Endpoint, chunks: int) -> ProviderUnavailableError:

@@ -1,25 +1,19 @@
-"""A small HTTP/1.1 client for provider calls: an `asyncio.Protocol` fed to httptools'
-parser, with a keep-alive pool per (scheme, host, port).
-
-It does what a streaming provider call needs and nothing else: one request with a
-body in memory, the answer's status and headers, then its body chunks as they arrive
-(chunked, Content-Length or close-delimited). The whole call has one deadline, kept by
-a single timer that aborts the connection, so a body chunk costs a parser callback and
-a future wake-up rather than a timeout scope. Proxies are httpx's job (see `_http`).
+"""A small HTTP/1.1 client for provider calls: an `asyncio.Protocol` feeding httptools'
+parser, and a keep-alive pool per (scheme, host, port). One request with its body in
+memory; the answer's status, headers, then body chunks as they arrive (chunked,
+Content-Length or close-delimited). A call has one deadline, kept by one timer that
+aborts the socket: a body chunk costs a parser callback and a wake-up, not a timeout
+scope. Proxies are left to httpx (see `proxied`). Failures, and the builtin TimeoutError
+when the deadline passes:
 
     TransportError
-     ├── ConnectError          the connection could not be opened (refused, DNS, TLS)
-     │    └── ConnectTimeout   ... within the connect timeout
-     ├── ReadError             the connection dropped before the response was complete
-     └── RemoteProtocolError   the server did not answer in HTTP/1.1
+     ├── ConnectError (ConnectTimeout)  refused, DNS, TLS, or not open in time
+     ├── ReadError                      dropped before the response was complete
+     └── RemoteProtocolError            the answer is not HTTP/1.1
 
-A passed deadline raises the builtin `TimeoutError`.
-
-Retrying: a chat completion POST is not idempotent, but a pooled connection the server
-has already closed (its idle timeout raced our reuse) fails before the server read the
-request. So a request on a *reused* connection that fails before a single byte of the
-response arrived is sent once more on a fresh connection; once any response byte has
-arrived, nothing is resent.
+Retrying: a chat completion POST is not idempotent, so it is resent only when nothing of
+it can have been answered: once, on a fresh connection, when a *reused* keep-alive
+connection (the server's idle timeout raced our reuse) fails before any response byte.
 """
 
 from __future__ import annotations
@@ -33,8 +27,15 @@ from urllib.parse import urlsplit
 
 import httptools
 
-HIGH_WATER = 256 * 1024  # buffered body bytes before we stop reading the socket
-LOW_WATER = 64 * 1024
+HIGH_WATER, LOW_WATER = 256 * 1024, 64 * 1024  # buffered body bytes: pause, resume reading
+
+
+PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
+def proxied(env: Mapping[str, str]) -> bool:
+    """True when `env` configures a proxy: this transport does not do proxies, httpx does."""
+    return any(env.get(name) for name in PROXY_VARS)
 
 
 class TransportError(Exception):
@@ -85,13 +86,9 @@ class Target:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {url!r}")
-        default = 443 if parts.scheme == "https" else 80
-        port = parts.port or default
-        host = parts.hostname
-        shown = f"[{host}]" if ":" in host else host
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        header = shown if port == default else f"{shown}:{port}"
-        return cls(parts.scheme, host, port, path, header)
+        return cls(parts.scheme, parts.hostname, port, path, parts.netloc.rpartition("@")[2])
 
 
 class _Connection(asyncio.Protocol):
@@ -99,7 +96,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport  # set by connection_made, before the pool sees it
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.reused = False
@@ -135,7 +132,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.headers_done and self.until_close and not self.complete:
+        if exc is None and self.headers_done and self.until_close and not self.complete:
             self.complete = True  # a close-delimited body ends with the connection
             self.wake()
         elif not self.complete:
@@ -151,17 +148,15 @@ class _Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
-        h = self.headers
-        self.until_close = "content-length" not in h and "chunked" not in (
-            h.get("transfer-encoding") or ""
-        ).lower()
+        framing = (self.headers.get("transfer-encoding") or "").lower()
+        self.until_close = "content-length" not in self.headers and "chunked" not in framing
         self.headers_done = True
         self.wake()
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
         self.buffered += len(body)
-        if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
+        if self.buffered > HIGH_WATER and not self.paused:
             self.paused = True
             self.transport.pause_reading()
         self.wake()
@@ -196,7 +191,7 @@ class _Connection(asyncio.Protocol):
     def take(self) -> bytes:
         chunk = self.chunks.popleft()
         self.buffered -= len(chunk)
-        if self.paused and self.buffered < LOW_WATER and self.transport is not None:
+        if self.paused and self.buffered < LOW_WATER:
             self.paused = False
             self.transport.resume_reading()
         return chunk
@@ -205,17 +200,14 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.transport is not None and not self.closed:
+        if not self.closed and not self.loop.is_closed():
             self.closed = True
             self.transport.abort()
 
 
 class Response:
-    """A response whose body is still arriving: `async for chunk in response`, or `aread()`.
-
-    The connection goes back to the pool when the body was read to its end and the
-    server allows keep-alive; `close()` otherwise drops it.
-    """
+    """A response whose body is still arriving (`async for chunk in response`, `aread()`);
+    its connection goes back to the pool only once the body was read to its end."""
 
     def __init__(self, conn: _Connection, pool: ConnectionPool, key: tuple[str, str, int]) -> None:
         self._conn: _Connection | None = conn
@@ -249,12 +241,13 @@ class Response:
         conn = self._conn
         if conn is None:
             return
-        try:
-            async with asyncio.timeout(seconds):
-                while not conn.complete and conn.exc is None and conn.buffered <= limit:
-                    await conn.wait()
-        except TimeoutError:
-            return
+        if not conn.complete and conn.exc is None:
+            try:
+                async with asyncio.timeout(seconds):
+                    while not conn.complete and conn.exc is None and conn.buffered <= limit:
+                        await conn.wait()
+            except TimeoutError:
+                return
         if conn.complete and conn.exc is None:
             conn.chunks.clear()
             conn.buffered = 0
@@ -283,9 +276,8 @@ class Response:
 
 
 class ConnectionPool:
-    """Keep-alive connections per (scheme, host, port): at most `max_idle` idle ones per
-    origin, each dropped after `idle_expiry` seconds unused. Use as an async context
-    manager or call `aclose()`; the pool opens connections on demand, without a cap."""
+    """Keep-alive connections per (scheme, host, port), opened on demand: at most `max_idle`
+    idle per origin, each dropped after `idle_expiry` s unused. An async context manager."""
 
     def __init__(
         self,
@@ -323,15 +315,13 @@ class ConnectionPool:
         data = "".join(lines).encode("latin-1") + body
         key = (target.scheme, target.host, target.port)
         loop = asyncio.get_running_loop()
-        conn = self._take(key, loop.time())
+        conn = self._take(key, loop)
         while True:
             if conn is None:
                 conn = await self._connect(target, loop, deadline, connect_timeout)
-            transport = conn.transport
-            assert transport is not None
             conn.begin()
             conn.timer = loop.call_at(deadline, conn.expire)
-            transport.write(data)
+            conn.transport.write(data)
             try:
                 while not conn.headers_done:
                     if conn.exc is not None:
@@ -371,11 +361,14 @@ class ConnectionPool:
         self.opened += 1
         return conn
 
-    def _take(self, key: tuple[str, str, int], now: float) -> _Connection | None:
+    def _take(
+        self, key: tuple[str, str, int], loop: asyncio.AbstractEventLoop
+    ) -> _Connection | None:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()  # the most recently used is the likeliest to be alive
-            if conn.closed or now - conn.idle_since > self.idle_expiry:
+            stale = conn.closed or loop.time() - conn.idle_since > self.idle_expiry
+            if stale or conn.loop is not loop:  # (an adapter reused under a new event loop)
                 conn.close()
                 continue
             conn.reused = True

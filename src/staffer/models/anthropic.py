@@ -1,4 +1,4 @@
-"""Anthropic's Messages API over httpx, streaming.
+"""Anthropic's Messages API, streaming.
 
 System messages become the top-level `system`; assistant tool calls become
 `tool_use` blocks; tool results become `tool_result` blocks in a user message
@@ -8,13 +8,15 @@ System messages become the top-level `system`; assistant tool calls become
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
 import httpx
 
 from staffer.models._http import (
+    CONNECT_TIMEOUT,
     Endpoint,
     encode_json,
     ended_early,
@@ -25,7 +27,10 @@ from staffer.models._http import (
     request_timeout,
     shape_error,
     stream_events,
+    stream_transport_events,
 )
+from staffer.models._sse import SSEEvent
+from staffer.models._transport import ConnectionPool, Target, proxied
 from staffer.models._types import (
     Finish,
     FinishReason,
@@ -92,10 +97,12 @@ def wire_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
 
 
 class AnthropicModel(Model):
-    """A `Model` speaking Anthropic's streaming Messages API over httpx.
+    """A `Model` speaking Anthropic's streaming Messages API.
 
-    Pass `client` to share a connection pool (it is then not closed); `api_key_env`
-    names the variable the key came from, for the auth error's advice.
+    Calls use Staffer's own HTTP/1.1 transport; pass an httpx `client` (to share a pool;
+    it is then not closed) or set a proxy variable to go through httpx. `api_key_env`
+    names the variable the key came from, for the auth error's advice; `connect_timeout`
+    bounds opening a connection, `timeout` the whole call.
     """
 
     def __init__(
@@ -107,6 +114,7 @@ class AnthropicModel(Model):
         timeout: float = 120.0,
         max_tokens: int = 4096,
         client: httpx.AsyncClient | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
         api_key_env: str | None = "ANTHROPIC_API_KEY",
     ) -> None:
         self.model = model
@@ -115,9 +123,14 @@ class AnthropicModel(Model):
         self.base_url = base[:-3] if base.endswith("/v1") else base
         self.max_tokens = max_tokens
         self._url = f"{self.base_url}/v1/messages"
-        self._timeout = request_timeout(timeout)
+        self.connect_timeout = connect_timeout
         self._client = client
         self._owns_client = client is None
+        # Our own transport, unless the caller brought an httpx client or the process
+        # has a proxy configured (which httpx honours, as it always did).
+        self._use_httpx = client is not None or proxied(os.environ)
+        self._pool: ConnectionPool | None = None
+        self._target: Target | None = None
         self._headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",
@@ -147,16 +160,33 @@ class AnthropicModel(Model):
             body["temperature"] = request.temperature
         return body
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+    def _events(self, body: bytes) -> AsyncGenerator[SSEEvent, None]:
+        if not self._use_httpx:
+            if self._pool is None:
+                self._target = Target.parse(self._url)
+                self._pool = ConnectionPool()
+            assert self._target is not None
+            return stream_transport_events(
+                self._pool,
+                self._target,
+                self._headers,
+                body,
+                self._endpoint,
+                self.connect_timeout,
+            )
         if self._client is None:
             self._client = make_client()
         http_request = self._client.build_request(
             "POST",
             self._url,
             headers=self._headers,
-            content=encode_json(self.build_body(request)),
-            timeout=self._timeout,
+            content=body,
+            timeout=request_timeout(self._endpoint.timeout, self.connect_timeout),
         )
+        return stream_events(self._client, http_request, self._endpoint)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        body = encode_json(self.build_body(request))
         ep = self._endpoint
         tool_index: dict[int, int] = {}  # content block index -> tool call index
         input_tokens = cached = output_tokens = 0
@@ -165,7 +195,7 @@ class AnthropicModel(Model):
         count = 0
         raw = b""
         try:
-            events = stream_events(self._client, http_request, ep)
+            events = self._events(body)
             async with aclosing(events):
                 async for event in events:
                     count += 1
@@ -226,6 +256,9 @@ class AnthropicModel(Model):
         yield Finish(finish or ("tool_calls" if tool_index else "stop"))
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
         if self._client is not None and self._owns_client:
             await self._client.aclose()
             self._client = None

@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions over httpx, for OpenAI and every compatible server.
+"""OpenAI Chat Completions for OpenAI and every compatible server.
 
 vLLM, Ollama, llama.cpp, LM Studio, OpenRouter, Groq and Gemini's compatible
 endpoint all speak this format with small differences, so parsing is lenient:
@@ -9,13 +9,15 @@ tool calls without an `index`, and usage repeated on every chunk are all fine.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
 import httpx
 
 from staffer.models._http import (
+    CONNECT_TIMEOUT,
     Endpoint,
     encode_json,
     ended_early,
@@ -26,7 +28,10 @@ from staffer.models._http import (
     request_timeout,
     shape_error,
     stream_events,
+    stream_transport_events,
 )
+from staffer.models._sse import SSEEvent
+from staffer.models._transport import ConnectionPool, Target, proxied
 from staffer.models._types import (
     Finish,
     FinishReason,
@@ -130,11 +135,13 @@ class _ToolIndexer:
 
 
 class OpenAIChatModel(Model):
-    """A `Model` speaking the OpenAI Chat Completions streaming API over httpx.
+    """A `Model` speaking the OpenAI Chat Completions streaming API.
 
     `provider_name` names the service in errors and in `name` (``groq:llama-3.3-70b``);
     `api_key_env` names the variable the key came from, so an auth error can say
-    which one to fix. Pass `client` to share a connection pool (it is then not closed).
+    which one to fix. Calls use Staffer's own HTTP/1.1 transport; pass an httpx `client`
+    (to share a pool; it is then not closed) or set a proxy variable to go through httpx.
+    `connect_timeout` bounds opening a connection, `timeout` the whole call.
     """
 
     def __init__(
@@ -147,6 +154,7 @@ class OpenAIChatModel(Model):
         max_tokens: int | None = None,
         provider_name: str = "openai",
         client: httpx.AsyncClient | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
         api_key_env: str | None = None,
     ) -> None:
         self.model = model
@@ -154,9 +162,14 @@ class OpenAIChatModel(Model):
         self.base_url = base_url.rstrip("/")
         self.max_tokens = max_tokens
         self._url = f"{self.base_url}/chat/completions"
-        self._timeout = request_timeout(timeout)
+        self.connect_timeout = connect_timeout
         self._client = client
         self._owns_client = client is None
+        # Our own transport, unless the caller brought an httpx client or the process
+        # has a proxy configured (which httpx honours, as it always did).
+        self._use_httpx = client is not None or proxied(os.environ)
+        self._pool: ConnectionPool | None = None
+        self._target: Target | None = None
         self._headers = {"content-type": "application/json", "accept": "text/event-stream"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
@@ -188,16 +201,33 @@ class OpenAIChatModel(Model):
             body["temperature"] = request.temperature
         return body
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+    def _events(self, body: bytes) -> AsyncGenerator[SSEEvent, None]:
+        if not self._use_httpx:
+            if self._pool is None:
+                self._target = Target.parse(self._url)
+                self._pool = ConnectionPool()
+            assert self._target is not None
+            return stream_transport_events(
+                self._pool,
+                self._target,
+                self._headers,
+                body,
+                self._endpoint,
+                self.connect_timeout,
+            )
         if self._client is None:
             self._client = make_client()
         http_request = self._client.build_request(
             "POST",
             self._url,
             headers=self._headers,
-            content=encode_json(self.build_body(request)),
-            timeout=self._timeout,
+            content=body,
+            timeout=request_timeout(self._endpoint.timeout, self.connect_timeout),
         )
+        return stream_events(self._client, http_request, self._endpoint)
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
+        body = encode_json(self.build_body(request))
         ep = self._endpoint
         tools = _ToolIndexer()
         usage: Usage | None = None
@@ -206,7 +236,7 @@ class OpenAIChatModel(Model):
         count = 0
         data = b""
         try:
-            events = stream_events(self._client, http_request, ep)
+            events = self._events(body)
             async with aclosing(events):
                 async for event in events:
                     count += 1
@@ -259,6 +289,9 @@ class OpenAIChatModel(Model):
         yield Finish(finish)
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
         if self._client is not None and self._owns_client:
             await self._client.aclose()
             self._client = None

@@ -11,11 +11,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
-import httpx
-
 from staffer.config import Config, ModelConfig
 from staffer.errors import ConfigError
-from staffer.models import Model
+from staffer.models import AnthropicModel, Model, OpenAIChatModel
 from staffer.models._build import PROVIDERS, build_model, parse_model_name
 from staffer.router._deployment import Deployment
 from staffer.router._strategies import STRATEGIES, Orderer
@@ -64,13 +62,9 @@ def build_adapter(deployment: DeploymentConfig, env: Mapping[str, str]) -> Model
         model = build_model(cfg, env)
     except ConfigError as exc:
         raise _rekey(exc, deployment.name) from exc
-    timeouts = deployment.timeouts
-    # The adapters keep their per-request httpx timeout here; the connect part is the
-    # deployment's own rather than the adapters' fixed 10 s.
-    current = getattr(model, "_timeout", None)
-    if isinstance(current, httpx.Timeout):
-        connect = min(timeouts.connect, timeouts.total)
-        model._timeout = httpx.Timeout(timeouts.total, connect=connect)  # type: ignore[attr-defined]
+    if isinstance(model, (OpenAIChatModel, AnthropicModel)):
+        # The deployment's own connect timeout rather than the adapters' default 10 s.
+        model.connect_timeout = min(deployment.timeouts.connect, deployment.timeouts.total)
     return model
 
 

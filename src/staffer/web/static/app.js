@@ -44,6 +44,7 @@ const ui = {
   composerError: $("composer-error"),
   input: $("composer-input"),
   send: $("send"),
+  cancel: $("cancel"),
 };
 
 const api = new Api();
@@ -82,6 +83,9 @@ function updateComposer() {
   const streaming = state.sessionId !== null && state.streams.has(state.sessionId);
   ui.send.disabled = !state.modelConfigured || streaming;
   ui.send.textContent = streaming ? "Sending…" : "Send";
+  // Stop is offered while this tab follows a run of the open session.
+  ui.cancel.hidden = !streaming;
+  ui.cancel.disabled = false;
   ui.composer.setAttribute("aria-busy", streaming ? "true" : "false");
 }
 
@@ -277,6 +281,19 @@ async function followRun(sessionId, runId) {
   }
 }
 
+/** Ask the gateway to stop the open session's run; its run_finished ends the live turn. */
+async function cancelRun() {
+  const sessionId = state.sessionId;
+  if (!sessionId || ui.cancel.disabled) return;
+  ui.cancel.disabled = true;
+  try {
+    await api.json(`${sessionPath(sessionId)}/cancel`, { method: "POST" });
+  } catch (err) {
+    ui.cancel.disabled = false;
+    showComposerError(err);
+  }
+}
+
 function autosize() {
   ui.input.style.height = "auto";
   ui.input.style.height = `${ui.input.scrollHeight + 2}px`;
@@ -380,6 +397,7 @@ function wire() {
   });
   ui.signOut.addEventListener("click", () => signOut());
   ui.newSession.addEventListener("click", newSession);
+  ui.cancel.addEventListener("click", cancelRun);
   ui.recheck.addEventListener("click", async () => {
     try {
       applyStatus(await api.json("/api/status"));

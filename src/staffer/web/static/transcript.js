@@ -129,6 +129,7 @@ export class LiveTurn {
     this.transcript = transcript;
     this.sessionId = sessionId;
     this.runId = null;
+    this.queued = null;
     // aria-busy holds screen-reader announcements of the live log until the answer is whole.
     this.container = el("div", { className: "turn", "aria-busy": "true" });
     this.footer = runFooter(null);
@@ -164,8 +165,21 @@ export class LiveTurn {
   handle(ev) {
     if (ev.run_id) this.runId = ev.run_id;
     switch (ev.type) {
+      case "run_queued":
+        this.queued = notice(`Queued: this message runs after the active one (position ${ev.position || 1}).`);
+        this.queued.dataset.testid = "queued";
+        this.insert(this.queued);
+        break;
       case "run_started":
+        if (this.queued) {
+          this.queued.remove();
+          this.queued = null;
+        }
         this.footer.parts.model.textContent = ev.model || "";
+        break;
+      case "steered":
+        this.closeBubble();
+        this.insert(notice(`Added to the running task: ${ev.text || ""}`));
         break;
       case "text_delta":
         if (ev.text) this.appendText(ev.text);
