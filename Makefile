@@ -37,6 +37,7 @@ check: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.turn_overhead
 	$(BIN)/python -m bench.startup
+	$(BIN)/python -m bench.gateway
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

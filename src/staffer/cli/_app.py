@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from staffer.cli._keys import keys_app
-from staffer.config import Config, Home, check_config, init_home, load_config
 from staffer.errors import ConfigError
+
+if TYPE_CHECKING:
+    from staffer.config import Config, Home
 
 # rich_markup_mode=None keeps `--help` on click's plain formatter: rich's costs ~0.2 s.
 app = typer.Typer(
@@ -41,11 +43,15 @@ def main() -> None:
 
 
 def _home() -> Home:
+    # staffer.config is imported by the commands that need it: `--help` stays fast.
+    from staffer.config import Home
+
     return Home.from_env(os.environ)
 
 
 def _load(home: Home) -> Config:
     from staffer.cli._output import fail_config
+    from staffer.config import load_config
 
     try:
         return load_config(home.config_file)
@@ -60,6 +66,7 @@ def init() -> None:
     Creates config.toml, the access token and the workspace files; never overwrites.
     """
     from staffer.cli._output import console, fail_config
+    from staffer.config import init_home, load_config
 
     home = _home()
     try:
@@ -97,6 +104,7 @@ def start(
     Sets up the home folder on first run.
     """
     from staffer.cli._output import console, fail_config
+    from staffer.config import check_config, init_home, load_config
 
     home = _home()
     try:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
 import httpx
 
+from staffer.models._adapter import HTTPAdapter
 from staffer.models._http import (
     CONNECT_TIMEOUT,
     Endpoint,
@@ -22,20 +23,14 @@ from staffer.models._http import (
     ended_early,
     error_for_stream_payload,
     loads,
-    make_client,
     malformed,
-    request_timeout,
     shape_error,
-    stream_events,
-    stream_transport_events,
 )
-from staffer.models._sse import SSEEvent
 from staffer.models._transport import ConnectionPool, Target, proxied
 from staffer.models._types import (
     Finish,
     FinishReason,
     Message,
-    Model,
     ModelEvent,
     ModelRequest,
     TextDelta,
@@ -96,7 +91,7 @@ def wire_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
     return "\n\n".join(system), out
 
 
-class AnthropicModel(Model):
+class AnthropicModel(HTTPAdapter):
     """A `Model` speaking Anthropic's streaming Messages API.
 
     Calls use Staffer's own HTTP/1.1 transport; pass an httpx `client` (to share a pool;
@@ -159,31 +154,6 @@ class AnthropicModel(Model):
         if request.temperature is not None:
             body["temperature"] = request.temperature
         return body
-
-    def _events(self, body: bytes) -> AsyncGenerator[SSEEvent, None]:
-        if not self._use_httpx:
-            if self._pool is None:
-                self._target = Target.parse(self._url)
-                self._pool = ConnectionPool()
-            assert self._target is not None
-            return stream_transport_events(
-                self._pool,
-                self._target,
-                self._headers,
-                body,
-                self._endpoint,
-                self.connect_timeout,
-            )
-        if self._client is None:
-            self._client = make_client()
-        http_request = self._client.build_request(
-            "POST",
-            self._url,
-            headers=self._headers,
-            content=body,
-            timeout=request_timeout(self._endpoint.timeout, self.connect_timeout),
-        )
-        return stream_events(self._client, http_request, self._endpoint)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         body = encode_json(self.build_body(request))
@@ -254,11 +224,3 @@ class AnthropicModel(Model):
             raise ended_early(ep, count)
         yield Usage(input_tokens, output_tokens, cached)
         yield Finish(finish or ("tool_calls" if tool_index else "stop"))
-
-    async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
-        if self._client is not None and self._owns_client:
-            await self._client.aclose()
-            self._client = None

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
 import httpx
 
+from staffer.models._adapter import HTTPAdapter
 from staffer.models._http import (
     CONNECT_TIMEOUT,
     Endpoint,
@@ -23,20 +24,14 @@ from staffer.models._http import (
     ended_early,
     error_for_stream_payload,
     loads,
-    make_client,
     malformed,
-    request_timeout,
     shape_error,
-    stream_events,
-    stream_transport_events,
 )
-from staffer.models._sse import SSEEvent
 from staffer.models._transport import ConnectionPool, Target, proxied
 from staffer.models._types import (
     Finish,
     FinishReason,
     Message,
-    Model,
     ModelEvent,
     ModelRequest,
     TextDelta,
@@ -134,7 +129,7 @@ class _ToolIndexer:
         return bool(self._ids)
 
 
-class OpenAIChatModel(Model):
+class OpenAIChatModel(HTTPAdapter):
     """A `Model` speaking the OpenAI Chat Completions streaming API.
 
     `provider_name` names the service in errors and in `name` (``groq:llama-3.3-70b``);
@@ -201,31 +196,6 @@ class OpenAIChatModel(Model):
             body["temperature"] = request.temperature
         return body
 
-    def _events(self, body: bytes) -> AsyncGenerator[SSEEvent, None]:
-        if not self._use_httpx:
-            if self._pool is None:
-                self._target = Target.parse(self._url)
-                self._pool = ConnectionPool()
-            assert self._target is not None
-            return stream_transport_events(
-                self._pool,
-                self._target,
-                self._headers,
-                body,
-                self._endpoint,
-                self.connect_timeout,
-            )
-        if self._client is None:
-            self._client = make_client()
-        http_request = self._client.build_request(
-            "POST",
-            self._url,
-            headers=self._headers,
-            content=body,
-            timeout=request_timeout(self._endpoint.timeout, self.connect_timeout),
-        )
-        return stream_events(self._client, http_request, self._endpoint)
-
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         body = encode_json(self.build_body(request))
         ep = self._endpoint
@@ -287,14 +257,6 @@ class OpenAIChatModel(Model):
         if finish is None or (finish == "stop" and tools.seen):
             finish = "tool_calls" if tools.seen else "stop"
         yield Finish(finish)
-
-    async def aclose(self) -> None:
-        if self._pool is not None:
-            await self._pool.aclose()
-            self._pool = None
-        if self._client is not None and self._owns_client:
-            await self._client.aclose()
-            self._client = None
 
 
 def _usage(raw: dict[str, Any]) -> Usage:
