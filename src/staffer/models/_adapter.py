@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncGenerator
 
 import httpx
@@ -14,7 +15,7 @@ from staffer.models._http import (
     stream_transport_events,
 )
 from staffer.models._sse import SSEEvent
-from staffer.models._transport import ConnectionPool, Target
+from staffer.models._transport import ConnectionPool, Target, proxied
 from staffer.models._types import Model
 
 
@@ -35,6 +36,18 @@ class HTTPAdapter(Model):
     _use_httpx: bool
     _pool: ConnectionPool | None
     _target: Target | None
+
+    def _connect(self, url: str, client: httpx.AsyncClient | None, connect_timeout: float) -> None:
+        """Set up the transport for `url`; call it from the subclass's constructor."""
+        self._url = url
+        self.connect_timeout = connect_timeout
+        self._client = client
+        self._owns_client = client is None
+        # Our own transport, unless the caller brought an httpx client or the process
+        # has a proxy configured (which httpx honours, as it always did).
+        self._use_httpx = client is not None or proxied(os.environ)
+        self._pool = None
+        self._target = None
 
     def _events(self, body: bytes) -> AsyncGenerator[SSEEvent, None]:
         if not self._use_httpx:

@@ -8,7 +8,6 @@ System messages become the top-level `system`; assistant tool calls become
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -26,7 +25,6 @@ from staffer.models._http import (
     malformed,
     shape_error,
 )
-from staffer.models._transport import ConnectionPool, Target, proxied
 from staffer.models._types import (
     Finish,
     FinishReason,
@@ -117,15 +115,7 @@ class AnthropicModel(HTTPAdapter):
         base = base_url.rstrip("/")
         self.base_url = base[:-3] if base.endswith("/v1") else base
         self.max_tokens = max_tokens
-        self._url = f"{self.base_url}/v1/messages"
-        self.connect_timeout = connect_timeout
-        self._client = client
-        self._owns_client = client is None
-        # Our own transport, unless the caller brought an httpx client or the process
-        # has a proxy configured (which httpx honours, as it always did).
-        self._use_httpx = client is not None or proxied(os.environ)
-        self._pool: ConnectionPool | None = None
-        self._target: Target | None = None
+        self._connect(f"{self.base_url}/v1/messages", client, connect_timeout)
         self._headers = {
             "content-type": "application/json",
             "accept": "text/event-stream",

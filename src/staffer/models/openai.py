@@ -9,7 +9,6 @@ tool calls without an `index`, and usage repeated on every chunk are all fine.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
@@ -27,7 +26,6 @@ from staffer.models._http import (
     malformed,
     shape_error,
 )
-from staffer.models._transport import ConnectionPool, Target, proxied
 from staffer.models._types import (
     Finish,
     FinishReason,
@@ -156,15 +154,7 @@ class OpenAIChatModel(HTTPAdapter):
         self.name = f"{provider_name}:{model}"
         self.base_url = base_url.rstrip("/")
         self.max_tokens = max_tokens
-        self._url = f"{self.base_url}/chat/completions"
-        self.connect_timeout = connect_timeout
-        self._client = client
-        self._owns_client = client is None
-        # Our own transport, unless the caller brought an httpx client or the process
-        # has a proxy configured (which httpx honours, as it always did).
-        self._use_httpx = client is not None or proxied(os.environ)
-        self._pool: ConnectionPool | None = None
-        self._target: Target | None = None
+        self._connect(f"{self.base_url}/chat/completions", client, connect_timeout)
         self._headers = {"content-type": "application/json", "accept": "text/event-stream"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
