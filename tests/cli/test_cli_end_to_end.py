@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.conftest import write_model_config
+from tests.conftest import free_port, wait_healthy, write_model_config
 
 STAFFER = [sys.executable, "-m", "staffer"]
 
@@ -70,15 +69,9 @@ def test_chat_one_shot_exit_code_reflects_a_failed_run(live_gateway):
     assert "500" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_start_creates_the_home_and_prints_the_url_with_the_token(tmp_path):
     home = tmp_path / "home"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [*STAFFER, "start", "--port", str(port)],
         env=_env(home),
@@ -149,7 +142,7 @@ def test_history_survives_a_real_process_restart(tmp_path):
     subprocess.run([*STAFFER, "init"], env=_env(home.root), check=True, capture_output=True)
     with ScriptedModelServer({"scripts": [{"match": "", "steps": [{"text": "pong"}]}]}) as server:
         write_model_config(home, server)
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         session_ids = []
         for _ in range(2):
@@ -160,7 +153,7 @@ def test_history_survives_a_real_process_restart(tmp_path):
                 stderr=subprocess.DEVNULL,
             )
             try:
-                _wait_healthy(url)
+                assert wait_healthy(url), f"{url} never became healthy"
                 result = subprocess.run(
                     [
                         *STAFFER,
@@ -194,7 +187,7 @@ def test_history_survives_a_real_process_restart(tmp_path):
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_healthy(url)
+            assert wait_healthy(url), f"{url} never became healthy"
             detail = httpx.get(
                 f"{url}/api/sessions/{session_ids[0]}",
                 headers={"authorization": f"Bearer {home.read_token()}"},
@@ -204,15 +197,3 @@ def test_history_survives_a_real_process_restart(tmp_path):
             proc.wait(15)
     assert len(session_ids) == 1
     assert [m["content"] for m in detail["messages"]] == ["ping", "pong", "ping", "pong"]
-
-
-def _wait_healthy(url: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{url} never became healthy")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
-from tests.conftest import write_model_config
+from tests.conftest import free_port, wait_healthy, write_model_config
 
 from staffer.config import Home, init_home
 from staffer.testing.model_server import ScriptedModelServer
@@ -30,12 +29,6 @@ SCENARIO = {
 }
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(home: Home, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [*STAFFER, "start", "--port", str(port)],
@@ -43,13 +36,8 @@ def _start(home: Home, port: int) -> subprocess.Popen[bytes]:
         stdout=(home.root / "gateway.log").open("ab"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.05)
+    if wait_healthy(f"http://127.0.0.1:{port}"):
+        return proc
     proc.kill()
     log = (home.root / "gateway.log").read_text()
     raise AssertionError(f"the gateway did not start:\n{log}")
@@ -60,7 +48,7 @@ def test_sigkill_mid_tool_then_restart(tmp_path):
     init_home(home)
     with ScriptedModelServer(SCENARIO) as server:
         write_model_config(home, server)
-        port = _port()
+        port = free_port()
         headers = {"authorization": f"Bearer {home.read_token()}"}
         url = f"http://127.0.0.1:{port}"
         proc = _start(home, port)

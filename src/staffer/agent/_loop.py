@@ -200,7 +200,7 @@ class Agent:
                 emit({"type": "text_delta", "text": event.text})
         response = builder.build()
         state.usage = state.usage + response.usage
-        emit({"type": "usage", **_usage_dict(state.usage)})
+        emit({"type": "usage", **state.usage.counts()})
         message = response.to_message()
         state.messages.append(message)
         await self.store.append_messages(state.session_id, [message], run_id=state.run_id)
@@ -226,7 +226,7 @@ class Agent:
                 "status": status,
                 "error": error,
                 "text": state.text,
-                "usage": _usage_dict(state.usage),
+                "usage": state.usage.counts(),
             }
         )
         return TurnResult(state.run_id, status, state.text, state.usage, error)
@@ -370,14 +370,6 @@ TOOL_GRACE_SECONDS = 5.0
 
 
 _CANCELLED = "cancelled by the user"
-
-
-def _usage_dict(usage: Usage) -> dict[str, int]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-    }
 
 
 def _canonical(arguments: str) -> str:

@@ -149,9 +149,7 @@ def _summary(s: UsageSummary) -> dict[str, Any]:
         "key": s.key,
         "calls": s.calls,
         "failed_calls": s.failed_calls,
-        "input_tokens": s.usage.input_tokens,
-        "output_tokens": s.usage.output_tokens,
-        "cached_input_tokens": s.usage.cached_input_tokens,
+        **s.usage.counts(),
         "cost_usd": round(s.cost_usd, 9),
         "unknown_price_calls": s.unknown_price_calls,
     }

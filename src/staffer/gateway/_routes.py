@@ -255,10 +255,6 @@ def _tool_call(t: ToolCallRecord) -> dict[str, Any]:
 
 def _run(r: RunRecord) -> dict[str, Any]:
     out = asdict(r)
-    out["usage"] = {
-        "input_tokens": r.usage.input_tokens,
-        "output_tokens": r.usage.output_tokens,
-        "cached_input_tokens": r.usage.cached_input_tokens,
-    }
+    out["usage"] = r.usage.counts()
     del out["session_id"]
     return out

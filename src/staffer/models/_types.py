@@ -107,6 +107,14 @@ class Usage:
     cached_input_tokens: int = 0
     type: Literal["usage"] = "usage"
 
+    def counts(self) -> dict[str, int]:
+        """The three token counts as a JSON-ready dict (the shape the API and events use)."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+        }
+
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.input_tokens + other.input_tokens,
