@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -108,3 +111,41 @@ def live_gateway(tmp_path: Path) -> Iterator[Callable[..., LiveGateway]]:
         gateway.stop()
     for server in servers:
         server.__exit__(None, None, None)
+
+
+POSTGRES_URL_VAR = "STAFFER_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str:
+    """The test server's URL; skips the test without one (fails in CI)."""
+    url = os.environ.get(POSTGRES_URL_VAR)
+    if url:
+        return url
+    why = (
+        f"set {POSTGRES_URL_VAR} to a PostgreSQL database URL "
+        "(`bash scripts/postgres-test-server.sh` starts a throwaway server and prints it)"
+    )
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must run the PostgreSQL store tests: {why}", pytrace=False)
+    pytest.skip(why)
+
+
+def with_search_path(url: str, schema: str) -> str:
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode({"search_path": schema})) if q)
+    return urlunsplit(parts._replace(query=query))
+
+
+@pytest.fixture
+async def postgres_schema_url() -> AsyncIterator[str]:
+    """A URL whose search_path is a fresh, empty schema (dropped after the test)."""
+    url = postgres_url()
+    asyncpg = pytest.importorskip("asyncpg")
+    schema = f"test_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        yield with_search_path(url, schema)
+        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    finally:
+        await conn.close()

@@ -12,6 +12,8 @@
     ├── ToolError              a tool refused or failed; the message is shown to the model
     │   └── PathEscapeError    a path resolves outside the workspace
     ├── StoreError             the store could not read or write
+    │   ├── LeaseLostError     another process took over the run being written
+    │   └── VersionConflictError   a compare-and-set write found another version
     └── RunError               a run stopped before it could answer (iteration cap, loop)
 
 Errors carry what happened and what to do; they never log.
@@ -104,6 +106,20 @@ class PathEscapeError(ToolError):
 
 class StoreError(StafferError):
     """The store could not complete an operation."""
+
+
+class LeaseLostError(StoreError):
+    """This process no longer holds the run it tried to write: another took it over."""
+
+
+class VersionConflictError(StoreError):
+    """A write that expected one version of a record found another (someone wrote first).
+
+    `current` is the version found, 0 when the record does not exist."""
+
+    def __init__(self, message: str, *, current: int) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class RunError(StafferError):

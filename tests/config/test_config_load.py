@@ -81,7 +81,7 @@ def test_template_loads_as_defaults_commented_and_uncommented(tmp_path: Path) ->
     # Uncommenting every `# key = default` line must still give the defaults: the template's
     # keys, sections and default values are the registry's.
     uncommented = re.sub(r"(?m)^# (\w+ = .*)$", r"\1", template)
-    assert uncommented.count("\n[") == 3
+    assert uncommented.count("\n[") == 5  # gateway, model, agent, store, runs
     assert load_config(write(tmp_path, uncommented)) == Config()
 
 

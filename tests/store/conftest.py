@@ -10,54 +10,15 @@ schema of its own in it, through the URL's ``search_path``, dropped afterwards.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
+from tests.conftest import postgres_schema_url, postgres_url  # noqa: F401  (fixture)
 
 from staffer.store import SQLiteStore, Store
 
 StoreFactory = Callable[[], Store]
-
-POSTGRES_URL_VAR = "STAFFER_TEST_POSTGRES_URL"
-
-
-def postgres_url() -> str:
-    """The test server's URL; skips the test without one (fails in CI)."""
-    url = os.environ.get(POSTGRES_URL_VAR)
-    if url:
-        return url
-    why = (
-        f"set {POSTGRES_URL_VAR} to a PostgreSQL database URL "
-        "(`bash scripts/postgres-test-server.sh` starts a throwaway server and prints it)"
-    )
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"CI must run the PostgreSQL store tests: {why}", pytrace=False)
-    pytest.skip(why)
-
-
-def with_search_path(url: str, schema: str) -> str:
-    parts = urlsplit(url)
-    query = "&".join(q for q in (parts.query, urlencode({"search_path": schema})) if q)
-    return urlunsplit(parts._replace(query=query))
-
-
-@pytest.fixture
-async def postgres_schema_url() -> AsyncIterator[str]:
-    """A URL whose search_path is a fresh, empty schema (dropped after the test)."""
-    url = postgres_url()
-    asyncpg = pytest.importorskip("asyncpg")
-    schema = f"test_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute(f"CREATE SCHEMA {schema}")
-        yield with_search_path(url, schema)
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

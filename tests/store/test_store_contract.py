@@ -215,7 +215,10 @@ async def test_failed_run_keeps_error(store: Store) -> None:
 async def test_list_runs_oldest_first(store: Store) -> None:
     session = await store.create_session()
     other = await store.create_session()
-    runs = [await store.create_run(session.id) for _ in range(5)]
+    runs = []
+    for _ in range(5):
+        runs.append(await store.create_run(session.id))
+        await store.finish_run(runs[-1].id, status="done", usage=Usage())
     await store.create_run(other.id)
     assert [r.id for r in await store.list_runs(session.id)] == [r.id for r in runs]
     assert len({r.id for r in runs}) == 5

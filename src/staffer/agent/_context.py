@@ -58,11 +58,13 @@ def read_system_prompt(workspace: Path, max_chars_per_file: int) -> SystemPrompt
     return SystemPrompt("\n\n".join(parts), tuple(notices))
 
 
-def repair_history(messages: Sequence[Message]) -> list[Message]:
+def repair_history(messages: Sequence[Message], *, keep_open: bool = False) -> list[Message]:
     """Answer tool calls that never got a result (a crash mid-tool leaves them behind).
 
     Providers reject a history in which an assistant's tool call has no tool
     result, so each missing one gets an error result saying it was interrupted.
+    With `keep_open`, the calls of the last message are left open: the run being
+    resumed will execute them.
     """
     repaired: list[Message] = []
     pending: list[Message] = []
@@ -85,7 +87,8 @@ def repair_history(messages: Sequence[Message]) -> list[Message]:
                 )
                 for call in message.tool_calls
             ]
-    repaired.extend(pending)
+    if not keep_open:
+        repaired.extend(pending)
     return repaired
 
 

@@ -103,6 +103,49 @@ def start(
 
     Sets up the home folder on first run.
     """
+    _serve(host, port, execute=True)
+
+
+@app.command()
+def gateway(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (overrides gateway.host).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (overrides gateway.port).")] = None,
+) -> None:
+    """Start a gateway that leaves runs to `staffer worker` processes.
+
+    Needs store.url = postgresql://… shared with the workers.
+    """
+    _serve(host, port, execute=False)
+
+
+@app.command()
+def worker() -> None:
+    """Start a worker: executes queued runs from the shared PostgreSQL store.
+
+    Run any number, on any hosts, next to one or more `staffer gateway`s.
+    """
+    import asyncio
+    import logging
+
+    from staffer.cli._output import fail_config
+    from staffer.config import init_home
+    from staffer.runs._worker import run_worker
+
+    home = _home()
+    try:
+        init_home(home)
+        config = _load(home)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        asyncio.run(run_worker(config, home, os.environ))
+    except ConfigError as exc:
+        fail_config(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def _serve(host: str | None, port: int | None, *, execute: bool) -> None:
     from staffer.cli._output import console, fail_config
     from staffer.config import check_config, init_home, load_config
 
@@ -130,7 +173,7 @@ def start(
     from staffer.gateway import serve
 
     try:
-        serve(config, home)
+        serve(config, home, execute=execute)
     except ConfigError as exc:
         fail_config(exc)
     except KeyboardInterrupt:

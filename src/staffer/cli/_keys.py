@@ -28,19 +28,21 @@ keys_app = typer.Typer(
 def _with_store(work: Callable[[Store], Awaitable[T]]) -> T:
     import asyncio
 
-    from staffer.cli._output import fail
-    from staffer.config import Home
-    from staffer.errors import StoreError
-    from staffer.store import SQLiteStore
+    from staffer.cli._output import fail, fail_config
+    from staffer.config import Home, load_config
+    from staffer.errors import ConfigError, StoreError
+    from staffer.store import open_store
 
     home = Home.from_env(os.environ)
 
     async def main() -> T:
-        async with SQLiteStore(home.db_file) as store:
+        async with open_store(load_config(home.config_file).store, home, os.environ) as store:
             return await work(store)
 
     try:
         return asyncio.run(main())
+    except ConfigError as exc:
+        fail_config(exc)
     except StoreError as exc:
         fail(str(exc), fix=f"check {home.db_file}, or set STAFFER_HOME to the right home")
 

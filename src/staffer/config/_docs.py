@@ -14,7 +14,9 @@ import typing
 from collections.abc import Iterator
 
 from staffer.config._model import (
+    AgentSettings,
     AliasSettings,
+    BindingSettings,
     Config,
     DeploymentSettings,
     RouterSettings,
@@ -55,7 +57,7 @@ _TYPE_NAMES = {
     dict: "table",
 }
 
-#: the named tables of the routing configuration, in file order (see `iter_table_settings`)
+#: the named tables (routing, then agents), in file order (see `iter_table_settings`)
 TABLE_SECTIONS: tuple[tuple[str, type], ...] = (
     ("router", RouterSettings),
     ("deployments.NAME", DeploymentSettings),
@@ -63,6 +65,8 @@ TABLE_SECTIONS: tuple[tuple[str, type], ...] = (
     ("splits.NAME", SplitSettings),
     ("tiers", TierSettings),
     ("[tiers.rules]", TierRuleSettings),
+    ("agents.NAME", AgentSettings),
+    ("[bindings]", BindingSettings),
 )
 
 
@@ -315,6 +319,60 @@ without dropping requests in flight. See docs/routing.md.
 """
 
 
+#: the many-agents example shown in the docs
+AGENTS_EXAMPLE = """\
+[agents.main]
+description = "Talks with you and hands out the work"
+team = "research"
+
+[agents.scout]
+description = "Finds and summarizes sources"
+model = "cheap"                       # an alias or deployment; empty: the default model
+tools = ["read_file", "write_file", "list_dir"]
+team = "research"
+max_iterations = 40
+
+[agents.ops]
+description = "Runs commands on this machine"
+workspace = "/srv/ops-workspace"
+tool_timeout = 120
+
+[[bindings]]
+agent = "ops"
+channel = "telegram"
+account = "alice"
+
+[[bindings]]
+agent = "scout"
+channel = "api"
+conversation = "research-*"
+"""
+
+_AGENTS_INTRO = """
+## Many agents
+
+Every home has the agent `main`, built from `[agent]`. Each `[agents.NAME]` table adds one
+more, with its own workspace (`agents/NAME/workspace` in the home, created with the same
+files as the home's), model (an alias or deployment of the routing tables), tool allow-list
+and limits; the `[agent]` limits apply where it sets none. `[agents.main]` describes `main`
+the same way (it keeps the home's workspace).
+
+Agents with the same `team` share a *blackboard*: key → value notes that they read and
+write with the `blackboard_read` and `blackboard_write` tools, each entry with who wrote it,
+when, and a version. A write may name the version it read (`expected_version`) and is then
+refused if someone wrote in between, so two agents never both claim the same task. The
+tools are only given to agents with a team.
+
+*Bindings* pick the agent of a new conversation: the first `[[bindings]]` entry whose set
+fields all match (exact names or globs with `*` and `?`) wins, and a conversation no
+binding matches goes to `main`. A session created over the API may also name its agent
+(`POST /api/sessions` with `{{"agent": "scout"}}`); `GET /api/agents` lists them.
+
+```toml
+{example}```
+"""
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -344,6 +402,8 @@ def render_config_docs() -> str:
     for section, cls in TABLE_SECTIONS:
         if section == "splits.NAME":
             parts.append(_TRAFFIC_INTRO.format(example=TRAFFIC_EXAMPLE))
+        if section == "agents.NAME":
+            parts.append(_AGENTS_INTRO.format(example=AGENTS_EXAMPLE))
         parts.append(f"\n### `[{section}]`\n")
         parts.append(f"\n{(cls.__doc__ or '').strip()}\n")
         parts.append("\n| key | type | default | description |\n|---|---|---|---|\n")

@@ -106,6 +106,32 @@ def _create_dir(path: Path, mode: int) -> bool:
     return True
 
 
+def _init_workspace(workspace: Path) -> list[Path]:
+    created: list[Path] = []
+    if _create_dir(workspace, 0o700):
+        created.append(workspace)
+    for name in WORKSPACE_FILES:
+        path = workspace / name
+        if _create_file(path, workspace_template(name), 0o644):
+            created.append(path)
+    return created
+
+
+def init_workspace(workspace: Path, *, key: str = "workspace") -> list[Path]:
+    """Create `workspace` (and its parents) with the template files that are missing, as
+    `init_home` does for the home's own; return the paths created. Never overwrites.
+
+    Raises `ConfigError` naming `key`, the setting that chose the folder, if it cannot."""
+    try:
+        return _init_workspace(workspace)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot set up the workspace {workspace}: {exc.strerror or exc}",
+            key=key,
+            fix="choose a folder you can write to, or fix its permissions",
+        ) from exc
+
+
 def init_home(home: Home) -> list[Path]:
     """Create whatever is missing in `home` and return the paths created, in order.
 
@@ -124,12 +150,7 @@ def init_home(home: Home) -> list[Path]:
             created.append(home.config_file)
         if _create_file(home.token_file, secrets.token_urlsafe(32) + "\n", 0o600):
             created.append(home.token_file)
-        if _create_dir(home.workspace, 0o700):
-            created.append(home.workspace)
-        for name in WORKSPACE_FILES:
-            path = home.workspace / name
-            if _create_file(path, workspace_template(name), 0o644):
-                created.append(path)
+        created += _init_workspace(home.workspace)
     except OSError as exc:
         raise ConfigError(
             f"cannot set up the Staffer home: {exc}",

@@ -39,6 +39,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _EXAMPLES = {str: '"text"', int: "8765", float: "60.0", bool: "true", tuple: '["a", "b"]'}
 _ROUTING = ("router", "deployments", "aliases", "splits", "tiers")
+_TABLES = (*_ROUTING, "agents", "bindings")  # read by their own modules
 
 
 def load_config(path: Path) -> Config:
@@ -98,10 +99,10 @@ def config_from_dict(data: dict[str, Any], *, source: Path | None = None) -> Con
     sections = dict(iter_sections())
     built: dict[str, object] = {}
     for name, value in data.items():
-        if name in _ROUTING:
+        if name in _TABLES:
             continue
         if name not in sections:
-            sections.update(dict.fromkeys(_ROUTING, dict))
+            sections.update(dict.fromkeys(_TABLES, dict))
             raise _unknown_key(name, where, sections, settings, is_table=isinstance(value, dict))
         if not isinstance(value, dict):
             raise ConfigError(
@@ -117,10 +118,12 @@ def config_from_dict(data: dict[str, Any], *, source: Path | None = None) -> Con
                 raise _unknown_key(f"{name}.{key}", where, sections, settings)
             kwargs[key] = _coerce(setting, item, where)
         built[name] = sections[name](**kwargs)
+    from staffer.config._agent_tables import read_agents  # imports us
     from staffer.config._router_tables import read_traffic, with_split_aliases  # imports us
 
     router, traffic = read_traffic(data, _router_config(with_split_aliases(data), where), where)
-    return Config(**built, router=router, traffic=traffic)  # type: ignore[arg-type]
+    agents = read_agents(data, where)
+    return Config(**built, router=router, traffic=traffic, agents=agents)  # type: ignore[arg-type]
 
 
 def _unknown_key(
@@ -207,6 +210,7 @@ def check_config(config: Config) -> None:
     `load_config` calls this; call it again after overriding values (e.g. from CLI flags).
     """
     g, m, a = config.gateway, config.model, config.agent
+    _check_runs(config)
     if not 1 <= g.port <= 65535:
         _bad("gateway.port", f"{g.port} is not a TCP port", "use a port from 1 to 65535, e.g. 8765")
     if not g.host.strip():
@@ -234,6 +238,7 @@ def check_config(config: Config) -> None:
         parse_model_name(m.name)
     if a.busy not in BUSY_MODES:
         _bad("agent.busy", f"unknown mode {a.busy!r}", f"use one of {', '.join(BUSY_MODES)}")
+    _check_compaction(config)
     if m.api_key_env and not _ENV_NAME.match(m.api_key_env):
         _bad(
             "model.api_key_env",
@@ -245,6 +250,29 @@ def check_config(config: Config) -> None:
             value = getattr(values, f.name)
             if type(value) in (int, float) and value <= 0:
                 _bad(f"{section}.{f.name}", f"{value} is not positive", "use a number above 0")
+    from staffer.config._agent_tables import check_agents  # imports us
+
+    check_agents(config)
+
+
+def _check_compaction(config: Config) -> None:
+    a = config.agent
+    if not 0 < a.compact_at <= 1:
+        _bad(
+            "agent.compact_at",
+            f"{a.compact_at} is not a share of the context window",
+            "use a fraction above 0 and at most 1, e.g. 0.8 to compact at 80 %",
+        )
+    routes = [*config.router.deployments, *config.router.aliases]
+    if ":" in config.model.name:
+        routes.append("model")  # a provider:model [model] joins the router as "model"
+    name = a.compaction_model
+    if name and config.router.deployments and name not in routes:
+        _bad(
+            "agent.compaction_model",
+            f"{name!r} is neither an alias nor a deployment",
+            f"use one of {', '.join(routes)}, or leave it empty for the agent's own model",
+        )
 
 
 def is_loopback(host: str) -> bool:
@@ -407,3 +435,27 @@ def _alias(name: str, a: AliasSettings, deployments: list[str]) -> AliasConfig:
             f"use one of {', '.join(strategies)}",
         )
     return AliasConfig(name, a.deployments, cast(Strategy, a.strategy))
+
+
+def _check_runs(config: Config) -> None:
+    r, url = config.runs, config.store.url
+    if url and not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        _bad(
+            "store.url",
+            f"{url.split('://')[0]!r} is not a database this Staffer can use",
+            "use postgresql://USER:PASSWORD@HOST:5432/DB, sqlite:////absolute/path.db, "
+            "or leave it empty for the SQLite file in the home folder",
+        )
+    if r.heartbeat_every <= 0:
+        _bad("runs.heartbeat_every", "must be more than 0 seconds", "use e.g. 2")
+    if r.lease_seconds < 2 * r.heartbeat_every:
+        _bad(
+            "runs.lease_seconds",
+            f"{r.lease_seconds:g} s is less than two heartbeats ({r.heartbeat_every:g} s each): "
+            "runs would be taken over from live workers",
+            f"use at least {2 * r.heartbeat_every:g}, e.g. {max(15, 3 * r.heartbeat_every):g}",
+        )
+    if r.max_concurrent < 1:
+        _bad("runs.max_concurrent", "must be at least 1", "use e.g. 64")
+    if r.max_attempts < 1:
+        _bad("runs.max_attempts", "must be at least 1", "use e.g. 5")

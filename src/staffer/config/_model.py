@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from staffer.config._agents import AgentsConfig
 from staffer.router._traffic import SplitConfig, TrafficConfig
 from staffer.router._types import BreakerConfig, DeploymentConfig, RouterConfig, Timeouts
 
@@ -94,6 +95,25 @@ class AgentConfig:
     max_queued: int = _setting(
         10,
         "Most messages waiting per session (queued or steering); more get 429 queue_full.",
+    )
+    # context compaction (staffer.agent._compact)
+    compact_at: float = _setting(
+        0.8,
+        "Share of the context window (above 0, at most 1) at which older turns are "
+        "summarized into one message before the next model call.",
+    )
+    context_window: int = _setting(
+        128_000,
+        "Tokens the model accepts, when its deployments do not say (their context_window "
+        "wins; for an alias, the smallest).",
+    )
+    compaction_model: str = _setting(
+        "",
+        "Alias or deployment that writes the summaries (with a plain [model], a model id at "
+        "the same provider). Empty: the agent's own model.",
+    )
+    keep_recent_messages: int = _setting(
+        8, "Most recent messages never summarized; the current turn is always kept too."
     )
 
 
@@ -293,12 +313,100 @@ class TierRuleSettings:
     )
 
 
+# --- many agents: [agents.NAME] and [[bindings]] ----------------------------------------
+# Read into the settings classes below, then into one `AgentsConfig`: `Config.agents`.
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """One agent besides the default `main` (which [agents.main] may also describe)."""
+
+    description: str = _setting(
+        "", "One line saying what the agent is for; other agents and the API see it."
+    )
+    model: str = _setting(
+        "", "Alias or deployment the agent calls. Empty: the gateway's default model."
+    )
+    workspace: str = _setting(
+        "",
+        "The agent's folder (relative paths are inside the home). "
+        "Empty: agents/NAME/workspace in the home; main keeps the home's workspace.",
+    )
+    tools: tuple[str, ...] = _setting(
+        (),
+        'Allow-list of tool names, e.g. ["read_file", "list_dir"]. Empty: every built-in '
+        "tool. With a team, the blackboard tools are added unless the list names one of them.",
+    )
+    team: str = _setting(
+        "",
+        "Name of the blackboard the agent shares with the agents of the same team "
+        "(blackboard_read and blackboard_write). Empty: no blackboard.",
+    )
+    max_iterations: int | None = _setting(None, "Overrides agent.max_iterations.")
+    repeat_limit: int | None = _setting(None, "Overrides agent.repeat_limit.")
+    tool_timeout: float | None = _setting(None, "Overrides agent.tool_timeout.")
+    max_tool_output_chars: int | None = _setting(None, "Overrides agent.max_tool_output_chars.")
+    workspace_file_max_chars: int | None = _setting(
+        None, "Overrides agent.workspace_file_max_chars."
+    )
+    history_max_messages: int | None = _setting(None, "Overrides agent.history_max_messages.")
+
+
+@dataclass(frozen=True, slots=True)
+class BindingSettings:
+    """A route to an agent: the first binding whose set fields all match wins, else main."""
+
+    agent: str = _setting("", "Required. The agent: main or an [agents.NAME] name.")
+    channel: str = _setting(
+        "", 'Where the message came from: "web", "api", "telegram", … (a glob, like all three).'
+    )
+    account: str = _setting("", "The sender's account on that channel, e.g. a user id.")
+    conversation: str = _setting("", "The conversation (chat, thread or session) id.")
+
+
+@dataclass(frozen=True, slots=True)
+class StoreConfig:
+    url: str = _setting(
+        "",
+        "Database URL. Empty: the SQLite file state/staffer.db in the home folder. "
+        "postgresql://USER:PASSWORD@HOST:5432/DB lets `staffer gateway` and `staffer worker` "
+        "processes on several machines share sessions and runs (pip install 'staffer[postgres]').",
+    )
+    url_env: str = _setting(
+        "",
+        "Name of an environment variable holding the database URL; wins over url "
+        "(keeps a password out of this file).",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RunsConfig:
+    lease_seconds: float = _setting(
+        15.0,
+        "Seconds a process holds a run between heartbeats before others may take it over. "
+        "A dead worker's runs resume elsewhere after about this long (at once on its own host).",
+    )
+    heartbeat_every: float = _setting(
+        2.0, "Seconds between a process's heartbeats; also how often it checks for cancels."
+    )
+    max_concurrent: int = _setting(64, "Most runs one process executes at once.")
+    max_attempts: int = _setting(
+        5,
+        "Executions of one run (the first plus resumes after crashes) before it is failed, "
+        "so a run that crashes its process cannot loop forever.",
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     gateway: GatewayConfig = field(default_factory=GatewayConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    runs: RunsConfig = field(default_factory=RunsConfig)
     #: built from [router], [deployments.NAME] and [aliases.NAME]; not a settings table
     router: RouterConfig = field(default_factory=RouterConfig, metadata={"tables": True})
     #: built from [splits.NAME], [tiers] and the cache keys of [router]
     traffic: TrafficConfig = field(default_factory=TrafficConfig, metadata={"tables": True})
+    #: built from [agents.NAME] and [[bindings]]; always has the agent "main"
+    agents: AgentsConfig = field(default_factory=AgentsConfig, metadata={"tables": True})

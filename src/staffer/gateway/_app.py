@@ -12,8 +12,10 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from staffer import __version__
-from staffer.agent import Agent
 from staffer.config import MODEL_HELP, Config, Home
+from staffer.errors import ConfigError
+from staffer.gateway._agents_api import install_agents_api
+from staffer.gateway._compactions_api import router as compactions_router
 from staffer.gateway._errors import install_error_handlers
 from staffer.gateway._hub import EventHub
 from staffer.gateway._middleware import BodyLimitMiddleware, TokenAuthMiddleware
@@ -23,19 +25,30 @@ from staffer.gateway._router_admin import build_routing, install_router_admin
 from staffer.gateway._routes import router
 from staffer.gateway._runs import RunManager
 from staffer.gateway._state import GatewayState
-from staffer.store.sqlite import SQLiteStore
-from staffer.tools._builtin import builtin_tools
+from staffer.runs import Publish
+from staffer.runs._runtime import (
+    PgBridge,
+    control_handler,
+    fan_out,
+    make_executor,
+    postgres_dsn,
+)
+from staffer.store import open_store
+from staffer.store._codec import new_id
 from staffer.web import STATIC_DIR
 
 logger = logging.getLogger("staffer.gateway")
-INTERRUPTED = "interrupted: Staffer stopped before the run finished; send the message again"
 
 
-def create_app(config: Config, home: Home, *, env: Mapping[str, str]) -> FastAPI:
+def create_app(
+    config: Config, home: Home, *, env: Mapping[str, str], execute: bool = True
+) -> FastAPI:
     """Build the gateway for `home`. Raises ConfigError for a model that cannot be set up.
 
     The model is built here, before anything listens, so a missing key or a
-    malformed model name stops `staffer start` with a clear message.
+    malformed model name stops `staffer start` with a clear message. With `execute`
+    (`staffer start`) this process also executes runs; without (`staffer gateway`) it
+    only queues them for `staffer worker` processes, which needs a PostgreSQL store.
     """
     # With [deployments]/[aliases] the model is a Router (model.name may be an alias);
     # a plain [model] section is its bare adapter; no model at all is None.
@@ -44,40 +57,51 @@ def create_app(config: Config, home: Home, *, env: Mapping[str, str]) -> FastAPI
     observability = observability_for(config)  # metrics, router events, cost records
     model, router_admin = build_routing(config, home, env, observability)
     token = home.read_token() if config.gateway.auth else None
+    store = open_store(config.store, home, env)
+    if not execute and postgres_dsn(store) is None:
+        raise ConfigError(
+            "`staffer gateway` leaves runs to `staffer worker` processes, which need a "
+            "shared PostgreSQL database",
+            key="store.url",
+            fix="set store.url = postgresql://USER:PASSWORD@HOST:5432/DB, or run "
+            "`staffer start` (gateway and worker in one process)",
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = SQLiteStore(home.db_file)
         await store.open()
-        for run in await store.interrupt_unfinished_runs(INTERRUPTED):
-            # The history is repaired when the session is next used (repair_history).
-            logger.warning("run %s of session %s was interrupted", run.id, run.session_id)
         await observability.start(store, router=model)
         hub = EventHub()
-        runs = None
+        runs = executor = bridge = None
+        dsn = postgres_dsn(store)
         if model is not None:
-            tools = builtin_tools(
-                home.workspace,
-                max_read_chars=config.agent.max_tool_output_chars,
-                exec_timeout=config.agent.tool_timeout,
-                exec_max_output_chars=config.agent.max_tool_output_chars,
-            )
-            agent = Agent(
-                model=model,
-                tools=tools,
-                store=store,
-                workspace=home.workspace,
-                config=config.agent,
-                max_tokens=config.model.max_tokens,
-            )
-            runs = RunManager(agent, hub)
+            publish: Publish = hub.publish
+            if execute:
+                if dsn is not None:  # other gateways may have clients following our runs
+                    bridge = PgBridge(dsn, "", on_event=hub.publish)
+                    publish = fan_out(hub.publish, bridge.publish)
+                # Runs interrupted by a crash are resumed from their journal by start().
+                executor = make_executor(config, home, store, model, publish, kind="gateway")
+                if bridge is not None:
+                    bridge.origin = executor.id
+                    bridge.on_control = control_handler(executor)
+            elif dsn is not None:
+                bridge = PgBridge(dsn, new_id(), on_event=hub.publish)
+            if bridge is not None:
+                await bridge.start()
+            if executor is not None:
+                await executor.start()
+            notify = bridge.control if bridge is not None else None
+            runs = RunManager(store, hub, config.agent, executor=executor, notify=notify)
         app.state.staffer = GatewayState(store, hub, runs, home.workspace, MODEL_HELP, model=model)
         logger.info("gateway ready (model: %s)", model.name if model else "none")
         try:
             yield
         finally:
-            if runs is not None:
-                await runs.aclose()
+            if executor is not None:
+                await executor.aclose()
+            if bridge is not None:
+                await bridge.aclose()
             if model is not None:
                 await model.aclose()
             await observability.aclose()  # flushes cost records: before the store closes
@@ -91,8 +115,10 @@ def create_app(config: Config, home: Home, *, env: Mapping[str, str]) -> FastAPI
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(compactions_router)
     install_observability(app, observability)
     install_router_admin(app, router_admin)
+    install_agents_api(app, config)  # GET /api/agents; POST /api/sessions checks agent names
     index = STATIC_DIR / "index.html"
 
     @app.get("/", include_in_schema=False)

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from staffer import __version__
+from staffer.gateway._agents_api import AgentsOf, choose_agent
 from staffer.gateway._errors import ApiError
 from staffer.gateway._hub import Subscription
 from staffer.gateway._runs import Accepted, QueueFullError, RunActiveError
@@ -32,6 +33,11 @@ State = Annotated[GatewayState, Depends(_state)]
 
 class NewSession(BaseModel):
     title: str = Field(default="", max_length=200)
+    agent: str | None = Field(
+        default=None,
+        max_length=64,
+        description="the agent serving the session (GET /api/agents); default: by bindings",
+    )
 
 
 class NewMessage(BaseModel):
@@ -54,7 +60,7 @@ async def healthz() -> dict[str, str]:
 @router.get("/api/status", tags=["status"])
 async def status(state: State) -> dict[str, Any]:
     """Version, the configured model (or how to configure one) and the workspace path."""
-    model = state.runs.agent.model if state.runs else None
+    model = state.model
     return {
         "version": __version__,
         "model": {
@@ -72,8 +78,11 @@ async def list_sessions(state: State) -> dict[str, Any]:
 
 
 @router.post("/api/sessions", status_code=201, tags=["sessions"])
-async def create_session(state: State, body: NewSession | None = None) -> dict[str, Any]:
-    session = await state.store.create_session(title=body.title if body else "")
+async def create_session(
+    state: State, agents: AgentsOf, body: NewSession | None = None
+) -> dict[str, Any]:
+    agent = choose_agent(agents, body.agent if body else None)
+    session = await state.store.create_session(title=body.title if body else "", agent=agent)
     return _session(session)
 
 
@@ -82,8 +91,8 @@ async def get_session(session_id: str, state: State) -> dict[str, Any]:
     session = await _require_session(state, session_id)
     return {
         **_session(session),
-        "active_run": state.runs.active_run(session_id) if state.runs else None,
-        "queued": state.runs.queued(session_id) if state.runs else [],
+        "active_run": await state.runs.active_run(session_id) if state.runs else None,
+        "queued": await state.runs.queued(session_id) if state.runs else [],
         "messages": [_message(m) for m in await state.store.list_messages(session_id)],
         "tool_calls": [_tool_call(t) for t in await state.store.list_tool_calls(session_id)],
         "runs": [_run(r) for r in await state.store.list_runs(session_id)],
@@ -125,14 +134,14 @@ async def cancel_session(session_id: str, state: State) -> dict[str, Any]:
     await _require_session(state, session_id)
     if state.runs is None:
         return {"cancelled": False, "run_id": None, "dropped": 0}
-    cancelled, run_id, dropped = state.runs.cancel(session_id)
+    cancelled, run_id, dropped = await state.runs.cancel(session_id)
     return {"cancelled": cancelled, "run_id": run_id, "dropped": dropped}
 
 
 @router.post("/api/runs/{run_id}/cancel", tags=["sessions"])
 async def cancel_run(run_id: str, state: State) -> dict[str, Any]:
     """Stop an active run (or a queued ticket) by id: the same as cancelling its session."""
-    session_id = state.runs.session_of(run_id) if state.runs else None
+    session_id = await state.runs.session_of(run_id) if state.runs else None
     if state.runs is None or session_id is None:
         raise ApiError(
             404,
@@ -140,7 +149,7 @@ async def cancel_run(run_id: str, state: State) -> dict[str, Any]:
             f"no active or queued run {run_id!r}",
             "it has finished already; see the session's runs at GET /api/sessions/{id}",
         )
-    cancelled, active, dropped = state.runs.cancel(session_id)
+    cancelled, active, dropped = await state.runs.cancel(session_id)
     return {"cancelled": cancelled, "run_id": active, "dropped": dropped}
 
 

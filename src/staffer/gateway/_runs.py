@@ -1,36 +1,37 @@
-"""Runs turns as background tasks, one at a time per session (the session is a lane).
+"""The gateway's side of runs: each message becomes a durable run in the store.
 
-A message sent while the session's run is active is, by ``agent.busy``:
+Runs execute on an `Executor` (this process's, or a worker's), one at a time per
+session (the session is a lane). A message sent while the session's run is active
+is, by ``agent.busy``:
 
-- ``queue``: kept in memory with a ticket (``q_…``) and started as its own run when
-  the active run ends; its user message is stored then, so the history stays in order;
+- ``queue``: stored as a queued run (its id is also its ``ticket``), started when the
+  active run ends; its user message joins the history then, so the history stays in order;
 - ``steer``: handed to the active run, which adds it to its context before its next
-  model call (see `RunControl`);
+  model call (when that run executes in another process, the message is queued);
 - ``reject``: refused with `RunActiveError` (409).
 
-`cancel` stops the active run (at once while it streams or runs a tool) and drops the
-messages still waiting. A watchdog fails a run that emits nothing for
-``agent.stuck_after`` seconds. Waiting messages live in memory only: a restart loses them.
+`cancel` stops the active run (at once when it executes here; at the owner's next
+heartbeat, or its notification, when elsewhere) and cancels the queued ones. Queued
+runs live in the store: a restart keeps them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import secrets
-import time
-from collections import deque
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from staffer.agent import Agent, RunControl
+from staffer.config import AgentConfig
 from staffer.config._model import BUSY_MODES
 from staffer.errors import ConfigError
 from staffer.gateway._hub import EventHub
+from staffer.runs import Executor
+from staffer.store import Store
 
 logger = logging.getLogger("staffer.gateway")
 DROPPED = "cancelled before it started"
+CANCELLED = "cancelled by the user"
 
 
 class RunActiveError(Exception):
@@ -51,7 +52,7 @@ class QueueFullError(Exception):
 
 @dataclass(slots=True, frozen=True)
 class Accepted:
-    """What became of a message: a new run, a queued message (`ticket`) or steering."""
+    """What became of a message: a new run, a queued run (`ticket`) or steering."""
 
     run_id: str | None
     after: int  # every event about this message has seq > after
@@ -60,246 +61,100 @@ class Accepted:
     position: int | None = None
 
 
-@dataclass(slots=True)
-class _Waiting:
-    ticket: str
-    text: str
-    title: str | None
-
-
-@dataclass(slots=True)
-class _Lane:
-    control: RunControl = field(default_factory=RunControl)
-    run_id: str | None = None  # None while the next run is starting
-    task: asyncio.Task[None] | None = None
-    queue: deque[_Waiting] = field(default_factory=deque)
-    last_event: float = field(default_factory=time.monotonic)
-
-
 class RunManager:
-    """Owns the tasks that execute runs; the app's lifespan cancels them on shutdown."""
+    """Turns messages into queued runs and wakes whoever executes them."""
 
-    def __init__(self, agent: Agent, hub: EventHub) -> None:
-        config = agent.config
+    def __init__(
+        self,
+        store: Store,
+        hub: EventHub,
+        config: AgentConfig,
+        *,
+        executor: Executor | None = None,
+        notify: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
         if config.busy not in BUSY_MODES:
             raise ConfigError(
                 f"unknown mode {config.busy!r}",
                 key="agent.busy",
                 fix='use "queue", "steer" or "reject"',
             )
-        self.agent = agent
+        self.store = store
         self.hub = hub
+        self.executor = executor
         self.busy = config.busy
-        self.stuck_after = config.stuck_after
         self.max_queued = config.max_queued
-        self._lanes: dict[str, _Lane] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = False
+        self._notify = notify  # tells other processes (Postgres NOTIFY), if any
 
-    def active_run(self, session_id: str) -> str | None:
-        lane = self._lanes.get(session_id)
-        return lane.run_id if lane else None
+    async def active_run(self, session_id: str) -> str | None:
+        run = await self.store.active_run(session_id)
+        return run.id if run else None
 
-    def queued(self, session_id: str) -> list[dict[str, Any]]:
+    async def queued(self, session_id: str) -> list[dict[str, Any]]:
         """The session's waiting messages, next first."""
-        lane = self._lanes.get(session_id)
-        if lane is None:
-            return []
-        return [{"ticket": w.ticket, "text": w.text} for w in lane.queue]
+        return [{"ticket": r.id, "text": r.input} for r in await self.store.queued_runs(session_id)]
 
-    def session_of(self, run_id: str) -> str | None:
-        """The session whose active run (or queued ticket) this is."""
-        for session_id, lane in self._lanes.items():
-            if lane.run_id == run_id or any(w.ticket == run_id for w in lane.queue):
-                return session_id
-        return None
+    async def session_of(self, run_id: str) -> str | None:
+        """The session of the run, while it is active or queued."""
+        run = await self.store.get_run(run_id)
+        if run is None or run.status not in ("queued", "running", "waiting"):
+            return None
+        return run.session_id
 
     async def start(self, session_id: str, text: str, *, title: str | None = None) -> Accepted:
-        """Start a run for the message, or queue it, steer with it or refuse it (`busy`).
+        """Queue a run for the message (or steer with it, or refuse it: `busy`).
 
         `title` names an untitled session. Raises `RunActiveError` (reject mode) or
         `QueueFullError`.
         """
-        lane = self._lanes.get(session_id)
-        if lane is None:
-            lane = self._lanes[session_id] = _Lane()
-            after = self.hub.last_seq()
-            try:
-                run_id = await self._begin(session_id, lane, text, title, ticket=None)
-            except BaseException:
-                if lane.queue:  # messages queued meanwhile still get their turn
-                    self._spawn(self._advance(session_id, lane), f"lane-{session_id}")
-                else:
-                    self._lanes.pop(session_id, None)
-                raise
-            return Accepted(run_id, after, "running")
-        if self.busy == "reject":
-            raise RunActiveError(lane.run_id)
-        if len(lane.queue) + lane.control.inbox.qsize() >= self.max_queued:
+        active = await self.store.active_run(session_id)
+        waiting = await self.store.queued_runs(session_id)
+        busy = active is not None or bool(waiting)
+        if busy and self.busy == "reject":
+            raise RunActiveError(active.id if active else None)
+        if busy and len(waiting) >= self.max_queued:
             raise QueueFullError(self.max_queued)
         after = self.hub.last_seq()
-        if self.busy == "steer" and lane.run_id is not None and lane.control.stopped is None:
-            lane.control.inbox.put_nowait(text)
-            return Accepted(lane.run_id, after, "steered")
-        waiting = _Waiting(f"q_{secrets.token_hex(8)}", text, title)
-        lane.queue.append(waiting)
-        self._announce(session_id, waiting, len(lane.queue))
-        return Accepted(None, after, "queued", waiting.ticket, len(lane.queue))
+        if (
+            self.busy == "steer"
+            and active is not None
+            and not waiting
+            and self.executor is not None
+            and self.executor.steer(active.id, text)
+        ):
+            return Accepted(active.id, after, "steered")
+        if title:
+            await self.store.rename_session(session_id, title)
+        session = await self.store.get_session(session_id)
+        agent = session.agent if session else None
+        run = await self.store.enqueue_run(session_id, text, agent=agent)
+        self._wake()
+        if not busy:
+            return Accepted(run.id, after, "running")
+        position = len(waiting) + 1
+        event = {"type": "run_queued", "ticket": run.id, "position": position, "text": text}
+        self.hub.publish(session_id, run.id, event)
+        return Accepted(run.id, after, "queued", run.id, position)
 
-    def cancel(self, session_id: str) -> tuple[bool, str | None, int]:
-        """Stop the session's run and drop its waiting messages.
+    async def cancel(self, session_id: str) -> tuple[bool, str | None, int]:
+        """Stop the session's run and cancel its queued ones.
 
         Return ``(anything_stopped, run_id, dropped)``; the run ends "cancelled" at its
         next step boundary, or at once while it streams or runs a tool.
         """
-        lane = self._lanes.get(session_id)
-        if lane is None:
-            return False, None, 0
-        dropped = self._drop_waiting(session_id, lane)
-        lane.control.stop("cancelled", "cancelled by the user")
-        if lane.task is not None:
-            lane.task.cancel()
-        logger.info("session %s: run %s cancelled", session_id, lane.run_id)
-        return True, lane.run_id, dropped
+        active, dropped = await self.store.request_cancel(session_id, DROPPED)
+        for run_id in dropped:
+            event = {"type": "run_finished", "status": "cancelled", "error": DROPPED, "text": ""}
+            self.hub.publish(session_id, run_id, {**event, "usage": None, "ticket": run_id})
+        if active is not None:
+            local = self.executor is not None and self.executor.stop(active, "cancelled", CANCELLED)
+            if not local and self._notify is not None:
+                self._notify("cancel", {"run_id": active})
+            logger.info("session %s: run %s cancelled", session_id, active)
+        return active is not None or bool(dropped), active, len(dropped)
 
-    async def aclose(self) -> None:
-        """Cancel runs still in flight and wait for them to record their end."""
-        self._closing = True
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    # --- the lane's life ------------------------------------------------------
-
-    async def _begin(
-        self, session_id: str, lane: _Lane, text: str, title: str | None, *, ticket: str | None
-    ) -> str:
-        if title:
-            await self.agent.store.rename_session(session_id, title)
-        run_id = await self.agent.start_run(session_id, text)
-        lane.run_id = run_id
-        lane.task = self._spawn(self._execute(session_id, lane, run_id, ticket), f"run-{run_id}")
-        return run_id
-
-    async def _execute(self, session_id: str, lane: _Lane, run_id: str, ticket: str | None) -> None:
-        finished = False
-        lane.last_event = time.monotonic()
-        watchdog = None
-        if self.stuck_after > 0:
-            watchdog = self._spawn(self._watch(session_id, lane), f"watch-{run_id}")
-
-        def emit(event: dict[str, Any]) -> None:
-            nonlocal finished
-            lane.last_event = time.monotonic()
-            finished = finished or event.get("type") == "run_finished"
-            if ticket is not None and event.get("type") == "run_started":
-                event = {**event, "ticket": ticket}
-            self.hub.publish(session_id, run_id, event)
-
-        try:
-            await self.agent.run_turn(session_id, run_id, emit, control=lane.control)
-        except asyncio.CancelledError:
-            if lane.control.stopped is None or self._closing:
-                raise  # shutdown: the run recorded its end; let the task be cancelled
-        except Exception as exc:
-            # Ending the run failed (the store, most likely): listeners must still hear
-            # that it is over, or they would wait forever.
-            logger.exception("run %s could not be finished", run_id)
-            if not finished:
-                emit(
-                    {
-                        "type": "run_finished",
-                        "status": "failed",
-                        "error": f"internal error: {exc}",
-                        "text": "",
-                        "usage": None,
-                    }
-                )
-        finally:
-            # No await in here: a cancel that arrives now must not interrupt the hand-over.
-            if watchdog is not None:
-                watchdog.cancel()
-            self._next_run(session_id, lane)
-
-    def _next_run(self, session_id: str, lane: _Lane) -> None:
-        # Steering that arrived after the run's last step becomes the next run.
-        leftovers: list[_Waiting] = []
-        while not lane.control.inbox.empty():
-            text = lane.control.inbox.get_nowait()
-            leftovers.append(_Waiting(f"q_{secrets.token_hex(8)}", text, None))
-        lane.queue.extendleft(reversed(leftovers))
-        for waiting in leftovers:
-            self._announce(session_id, waiting, lane.queue.index(waiting) + 1)
-        lane.run_id, lane.task, lane.control = None, None, RunControl()
-        if self._closing or not lane.queue:
-            self._lanes.pop(session_id, None)
-            self.hub.release(session_id)
-            return
-        self._spawn(self._advance(session_id, lane), f"lane-{session_id}")
-
-    async def _advance(self, session_id: str, lane: _Lane) -> None:
-        """Start the next waiting message of the lane as its own run."""
-        while lane.queue and not self._closing:
-            waiting = lane.queue.popleft()
-            try:
-                await self._begin(
-                    session_id, lane, waiting.text, waiting.title, ticket=waiting.ticket
-                )
-                return
-            except Exception as exc:
-                logger.exception("queued message %s could not start", waiting.ticket)
-                self._publish_end(session_id, waiting.ticket, "failed", f"could not start: {exc}")
-        self._lanes.pop(session_id, None)
-        self.hub.release(session_id)
-
-    async def _watch(self, session_id: str, lane: _Lane) -> None:
-        """Fail the lane's run once it has gone `stuck_after` seconds without an event."""
-        while True:
-            idle = time.monotonic() - lane.last_event
-            if idle >= self.stuck_after:
-                break
-            await asyncio.sleep(self.stuck_after - idle)
-        reason = f"stopped: no progress for {self.stuck_after:g} s"
-        logger.warning("session %s: run %s %s", session_id, lane.run_id, reason)
-        if lane.run_id is not None:
-            self.hub.publish(
-                session_id,
-                lane.run_id,
-                {
-                    "type": "notice",
-                    "text": f"{reason} (the model or a tool hung); send the message again, "
-                    "or raise agent.stuck_after",
-                },
-            )
-        lane.control.stop("failed", reason)
-        if lane.task is not None:
-            lane.task.cancel()
-
-    # --- helpers ----------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def _announce(self, session_id: str, waiting: _Waiting, position: int) -> None:
-        # Until its run exists, a queued message's events carry its ticket as run_id.
-        event = {"type": "run_queued", "ticket": waiting.ticket, "position": position}
-        self.hub.publish(session_id, waiting.ticket, {**event, "text": waiting.text})
-
-    def _drop_waiting(self, session_id: str, lane: _Lane) -> int:
-        dropped = list(lane.queue)
-        lane.queue.clear()
-        while not lane.control.inbox.empty():
-            text = lane.control.inbox.get_nowait()
-            dropped.append(_Waiting("", text, None))
-        for waiting in dropped:
-            if waiting.ticket:
-                self._publish_end(session_id, waiting.ticket, "cancelled", DROPPED)
-        return len(dropped)
-
-    def _publish_end(self, session_id: str, ticket: str, status: str, error: str) -> None:
-        event = {"type": "run_finished", "status": status, "error": error, "text": ""}
-        self.hub.publish(session_id, ticket, {**event, "usage": None, "ticket": ticket})
+    def _wake(self) -> None:
+        if self.executor is not None:
+            self.executor.wake()
+        if self._notify is not None:
+            self._notify("wake", {})

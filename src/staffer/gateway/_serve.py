@@ -12,11 +12,13 @@ import threading
 from collections.abc import Mapping
 
 import uvicorn
+from fastapi import FastAPI
 
 from staffer.config import Config, Home
 from staffer.config._load import is_loopback
 from staffer.errors import ConfigError
 from staffer.gateway._app import create_app
+from staffer.gateway._dispatch import served_app
 from staffer.gateway._router_admin import install_reload_signal
 
 logger = logging.getLogger("staffer.gateway")
@@ -43,8 +45,8 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def _prepare(
-    config: Config, home: Home, env: Mapping[str, str], port: int | None
-) -> tuple[uvicorn.Server, socket.socket]:
+    config: Config, home: Home, env: Mapping[str, str], port: int | None, *, execute: bool = True
+) -> tuple[uvicorn.Server, socket.socket, FastAPI]:
     host = config.gateway.host
     if not is_loopback(host) and not config.gateway.auth:
         raise ConfigError(
@@ -52,11 +54,11 @@ def _prepare(
             key="gateway.auth",
             fix="set gateway.auth = true (the default), or bind 127.0.0.1",
         )
-    app = create_app(config, home, env=env)
+    app = create_app(config, home, env=env, execute=execute)
     sock = bind_socket(host, config.gateway.port if port is None else port)
     server = uvicorn.Server(
         uvicorn.Config(
-            app,
+            served_app(app, max_body_bytes=config.gateway.max_body_bytes),
             log_level="warning",
             access_log=False,
             lifespan="on",
@@ -65,7 +67,7 @@ def _prepare(
             timeout_graceful_shutdown=5,
         )
     )
-    return server, sock
+    return server, sock, app
 
 
 def make_undumpable() -> bool:
@@ -88,13 +90,19 @@ def gateway_url(sock: socket.socket) -> str:
     return f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
 
-def serve(config: Config, home: Home, *, env: Mapping[str, str] | None = None) -> None:
-    """Run the gateway in the foreground until Ctrl-C, printing the URL to open."""
+def serve(
+    config: Config, home: Home, *, env: Mapping[str, str] | None = None, execute: bool = True
+) -> None:
+    """Run the gateway in the foreground until Ctrl-C, printing the URL to open.
+
+    Without `execute` it only queues runs, for `staffer worker` processes."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     make_undumpable()
     # httpx logs every provider request at INFO: one line per model call is noise, not signal.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    server, sock = _prepare(config, home, os.environ if env is None else env, None)
+    server, sock, app = _prepare(
+        config, home, os.environ if env is None else env, None, execute=execute
+    )
     url = gateway_url(sock)
     token = home.read_token() if config.gateway.auth else ""
 
@@ -105,7 +113,7 @@ def serve(config: Config, home: Home, *, env: Mapping[str, str] | None = None) -
                 await task
                 return
             await asyncio.sleep(0.01)
-        install_reload_signal(server.config.app)  # SIGHUP re-reads the routing tables
+        install_reload_signal(app)  # SIGHUP re-reads the routing tables
         print(f"Staffer is running at {url}", flush=True)
         print(f"Open the web chat: {url}/#token={token}" if token else url, flush=True)
         print("Press Ctrl-C to stop.", flush=True)
@@ -132,7 +140,7 @@ class BackgroundGateway:
     """A real gateway on a loopback port, served from a thread (for tests and benchmarks)."""
 
     def __init__(self, config: Config, home: Home, *, env: Mapping[str, str] | None = None) -> None:
-        self._server, self._sock = _prepare(config, home, env or {}, 0)
+        self._server, self._sock, self.app = _prepare(config, home, env or {}, 0)
         self.url = gateway_url(self._sock)
         self._thread = threading.Thread(target=self._main, name="staffer-gateway", daemon=True)
         self._error: BaseException | None = None

@@ -5,11 +5,15 @@ from typing import TYPE_CHECKING
 from staffer.store._base import (
     API_KEY_PREFIX,
     ApiKeyRecord,
+    BlackboardEntry,
+    CompactionRecord,
+    ExecutorRecord,
     MessageRecord,
     ModelCallRecord,
     RunRecord,
     RunStatus,
     SessionRecord,
+    StepRecord,
     Store,
     ToolCallRecord,
     UsageDimension,
@@ -18,6 +22,7 @@ from staffer.store._base import (
     new_api_key,
     shown_prefix,
 )
+from staffer.store._open import open_store, store_url
 from staffer.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -26,6 +31,9 @@ if TYPE_CHECKING:
 __all__ = [
     "API_KEY_PREFIX",
     "ApiKeyRecord",
+    "BlackboardEntry",
+    "CompactionRecord",
+    "ExecutorRecord",
     "MessageRecord",
     "ModelCallRecord",
     "PostgresStore",
@@ -33,13 +41,16 @@ __all__ = [
     "RunStatus",
     "SQLiteStore",
     "SessionRecord",
+    "StepRecord",
     "Store",
     "ToolCallRecord",
     "UsageDimension",
     "UsageSummary",
     "hash_api_key",
     "new_api_key",
+    "open_store",
     "shown_prefix",
+    "store_url",
 ]
 
 

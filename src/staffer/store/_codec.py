@@ -8,6 +8,7 @@ any other and by plain SQL tools.
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any, cast
 
 from staffer.errors import StoreError
@@ -18,6 +19,9 @@ from staffer.store._base import (
     RunRecord,
     RunStatus,
     SessionRecord,
+    StepKind,
+    StepRecord,
+    StepStatus,
     ToolCallRecord,
 )
 
@@ -27,11 +31,26 @@ MESSAGE_COLUMNS = (
 )
 RUN_COLUMNS = (
     "id, session_id, status, created_at, finished_at, error, "
-    "input_tokens, output_tokens, cached_input_tokens, model"
+    "input_tokens, output_tokens, cached_input_tokens, model, "
+    "agent, attempt, owner, parent_run_id, input, idempotency_key, cancel_requested, lease_until"
 )
+STEP_COLUMNS = (
+    "run_id, step_no, kind, status, call_id, idempotency_key, attempt, created_at, finished_at"
+)
+EXECUTOR_COLUMNS = "id, kind, host, pid, started_at, heartbeat_at"
 TOOL_CALL_COLUMNS = (
     "run_id, session_id, call_id, name, arguments, result, error, duration_ms, created_at"
 )
+
+
+def new_id() -> str:
+    """A random, URL-safe identifier for a session or a run."""
+    return secrets.token_hex(8)
+
+
+def placeholders(columns: str) -> str:
+    """``?, ?, …``: one SQLite parameter per column of `columns`."""
+    return ", ".join("?" * (columns.count(",") + 1))
 
 
 def encode_tool_calls(calls: list[ToolCall]) -> str | None:
@@ -96,7 +115,8 @@ def message_from_row(row: tuple[Any, ...]) -> MessageRecord:
 
 
 def run_from_row(row: tuple[Any, ...]) -> RunRecord:
-    id_, session_id, status, created_at, finished_at, error, inp, out, cached, model = row
+    id_, session_id, status, created_at, finished_at, error, inp, out, cached, model = row[:10]
+    agent, attempt, owner, parent, text, key, cancel, lease = row[10:]
     return RunRecord(
         id=id_,
         session_id=session_id,
@@ -106,6 +126,48 @@ def run_from_row(row: tuple[Any, ...]) -> RunRecord:
         error=error,
         usage=Usage(input_tokens=inp, output_tokens=out, cached_input_tokens=cached),
         model=model,
+        agent=agent,
+        attempt=attempt,
+        owner=owner,
+        parent_run_id=parent,
+        input=text,
+        idempotency_key=key,
+        cancel_requested=bool(cancel),
+        lease_until=lease,
+    )
+
+
+def run_params(run: RunRecord) -> tuple[Any, ...]:
+    """The values of `RUN_COLUMNS` for inserting `run`."""
+    u = run.usage
+    return (
+        *(run.id, run.session_id, run.status, run.created_at, run.finished_at, run.error),
+        *(u.input_tokens, u.output_tokens, u.cached_input_tokens, run.model),
+        *(run.agent, run.attempt, run.owner, run.parent_run_id, run.input),
+        *(run.idempotency_key, int(run.cancel_requested), run.lease_until),
+    )
+
+
+def step_from_row(row: tuple[Any, ...]) -> StepRecord:
+    run_id, step_no, kind, status, call_id, key, attempt, created_at, finished_at = row
+    return StepRecord(
+        run_id,
+        step_no,
+        cast(StepKind, kind),
+        cast(StepStatus, status),
+        call_id,
+        key,
+        attempt,
+        created_at,
+        finished_at,
+    )
+
+
+def step_params(step: StepRecord) -> tuple[Any, ...]:
+    s = step
+    return (
+        *(s.run_id, s.step_no, s.kind, s.status, s.call_id),
+        *(s.idempotency_key, s.attempt, s.created_at, s.finished_at),
     )
 
 

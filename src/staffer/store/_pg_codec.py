@@ -123,8 +123,18 @@ def message_from_row(row: Any) -> MessageRecord:
 
 
 def run_from_row(row: Any) -> RunRecord:
-    values = tuple(row)
-    return codec.run_from_row((*values[:5], get_text(values[5]), *values[6:]))
+    v = tuple(row)
+    return codec.run_from_row((*v[:5], get_text(v[5]), *v[6:14], get_text(v[14]), *v[15:]))
+
+
+def run_params(run: RunRecord) -> tuple[Any, ...]:
+    v = codec.run_params(run)
+    return (*v[:5], put_text(v[5]), *v[6:14], put_text(v[14]), *v[15:])
+
+
+def tool_call_params(record: ToolCallRecord) -> tuple[Any, ...]:
+    v = codec.tool_call_params(record)
+    return (*v[:4], *(put_text(p) for p in v[4:7]), *v[7:])
 
 
 def tool_call_from_row(row: Any) -> ToolCallRecord:

@@ -99,3 +99,18 @@ def missing(what: str) -> Iterator[None]:
         if getattr(exc, "sqlstate", None) != "23503":
             raise
         raise StoreError(f"{what} does not exist; create it first.") from exc
+
+
+@contextlib.contextmanager
+def lane(session_id: str) -> Iterator[None]:
+    """Turn a clash with the one-active-run-per-session index (SQLSTATE 23505) into a
+    clear error."""
+    try:
+        yield
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != "23505" or "runs_one_active" not in str(exc):
+            raise
+        raise StoreError(
+            f"session {session_id!r} already has an active run; wait for it to finish "
+            "or cancel it first."
+        ) from exc

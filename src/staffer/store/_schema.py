@@ -108,6 +108,73 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX api_keys_by_user ON api_keys (user, created_at)",
     ),
+    # v4: durable runs (docs/design/durable-runs.md), compaction, many agents.
+    # runs: `input` is a queued run's user message (stored in the history when the
+    # run is claimed); `owner`/`lease_until` say which process executes it and until
+    # when its lease holds; `attempt` counts executions (a resume is attempt > 1).
+    # The partial unique index makes the session a lane: one active run at a time.
+    # run_steps is the journal: one row per model or tool step, written in the same
+    # transaction as the step's messages; `started` rows mark side-effecting tools.
+    (
+        "ALTER TABLE runs ADD COLUMN input TEXT",
+        "ALTER TABLE runs ADD COLUMN owner TEXT",
+        "ALTER TABLE runs ADD COLUMN lease_until REAL",
+        "ALTER TABLE runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN parent_run_id TEXT REFERENCES runs (id) ON DELETE SET NULL",
+        "ALTER TABLE runs ADD COLUMN agent TEXT",
+        "ALTER TABLE runs ADD COLUMN idempotency_key TEXT",
+        "ALTER TABLE runs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0",
+        "CREATE UNIQUE INDEX runs_one_active_per_session ON runs (session_id) "
+        "WHERE status IN ('running', 'waiting')",
+        "CREATE INDEX runs_queued ON runs (created_at) WHERE status = 'queued'",
+        "CREATE INDEX runs_by_parent ON runs (parent_run_id) WHERE parent_run_id IS NOT NULL",
+        "CREATE UNIQUE INDEX runs_by_key ON runs (idempotency_key) "
+        "WHERE idempotency_key IS NOT NULL",
+        """CREATE TABLE run_steps (
+            run_id           TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            step_no          INTEGER NOT NULL,
+            kind             TEXT NOT NULL,
+            call_id          TEXT,
+            status           TEXT NOT NULL,
+            idempotency_key  TEXT,
+            attempt          INTEGER NOT NULL DEFAULT 1,
+            created_at       REAL NOT NULL,
+            finished_at      REAL,
+            PRIMARY KEY (run_id, step_no)
+        )""",
+        """CREATE TABLE executors (
+            id            TEXT PRIMARY KEY,
+            kind          TEXT NOT NULL,
+            host          TEXT NOT NULL,
+            pid           INTEGER NOT NULL,
+            started_at    REAL NOT NULL,
+            heartbeat_at  REAL NOT NULL
+        )""",
+        # compactions: older turns summarized; the messages stay in `messages`.
+        """CREATE TABLE compactions (
+            id             INTEGER PRIMARY KEY,
+            session_id     TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            run_id         TEXT REFERENCES runs (id) ON DELETE SET NULL,
+            upto_seq       INTEGER NOT NULL,
+            summary        TEXT NOT NULL,
+            model          TEXT,
+            tokens_before  INTEGER NOT NULL DEFAULT 0,
+            tokens_after   INTEGER NOT NULL DEFAULT 0,
+            created_at     REAL NOT NULL
+        )""",
+        "CREATE INDEX compactions_by_session ON compactions (session_id, upto_seq)",
+        # blackboard: a team's shared key -> value notes, with who wrote them and when.
+        """CREATE TABLE blackboard (
+            team        TEXT NOT NULL,
+            key         TEXT NOT NULL,
+            value       TEXT NOT NULL,
+            written_by  TEXT NOT NULL,
+            run_id      TEXT,
+            version     INTEGER NOT NULL DEFAULT 1,
+            updated_at  REAL NOT NULL,
+            PRIMARY KEY (team, key)
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
@@ -34,14 +33,19 @@ from staffer.store._base import (
     UsageDimension,
     UsageSummary,
 )
+from staffer.store._codec import new_id
 from staffer.store._pg_apikeys import PostgresApiKeys
+from staffer.store._pg_blackboard import PostgresBlackboard
+from staffer.store._pg_compactions import PostgresCompactions
 from staffer.store._pg_errors import (
     connect_error,
     describe_url,
     import_driver,
+    lane,
     missing,
     translate,
 )
+from staffer.store._pg_runs import PostgresRuns, append, fence
 from staffer.store._pg_schema import migrate
 
 logger = logging.getLogger("staffer.store")
@@ -51,12 +55,7 @@ T = TypeVar("T")
 CONNECT_TIMEOUT = 10.0  # seconds to wait for the server when opening a connection
 
 
-def new_id() -> str:
-    """A random, URL-safe identifier for a session or a run."""
-    return secrets.token_hex(8)
-
-
-class PostgresStore(PostgresApiKeys, Store):
+class PostgresStore(PostgresRuns, PostgresApiKeys, PostgresCompactions, PostgresBlackboard, Store):
     """A `Store` in a PostgreSQL database, shareable by several Staffer processes.
 
     `dsn` is a ``postgresql://user:password@host:port/dbname`` URL; extra query
@@ -218,22 +217,7 @@ class PostgresStore(PostgresApiKeys, Store):
 
         async def work(conn: Any) -> list[MessageRecord]:
             async with conn.transaction():
-                if await conn.fetchrow(pgc.TOUCH_SESSION, now, session_id) is None:
-                    raise StoreError(
-                        f"cannot append messages to session {session_id!r}: it does not exist. "
-                        "Create the session first."
-                    )
-                last = await conn.fetchval(pgc.LAST_SEQ, session_id)
-                records = [
-                    MessageRecord(session_id, last + i, run_id, m, now)
-                    for i, m in enumerate(messages, start=1)
-                ]
-                if records:
-                    with missing(f"run {run_id!r}"):
-                        await conn.executemany(
-                            pgc.INSERT_MESSAGE, [pgc.message_params(r) for r in records]
-                        )
-            return records
+                return await append(conn, session_id, run_id, messages, now)
 
         return await self._call("appending messages", work, session=session_id)
 
@@ -247,21 +231,25 @@ class PostgresStore(PostgresApiKeys, Store):
     # --- runs --------------------------------------------------------------
 
     async def create_run(self, session_id: str, *, model: str | None = None) -> RunRecord:
-        record = RunRecord(new_id(), session_id, "running", self._now(), None, None, Usage(), model)
+        record = RunRecord(
+            new_id(), session_id, "running", self._now(), None, None, Usage(), model, attempt=1
+        )
 
         async def work(conn: Any) -> RunRecord:
-            with missing(f"session {session_id!r}"):
-                await conn.execute(
-                    pgc.INSERT_RUN,
-                    *(record.id, session_id, "running", record.created_at, None, None),
-                    *(0, 0, 0, model),
-                )
+            with missing(f"session {session_id!r}"), lane(session_id):
+                await conn.execute(pgc.INSERT_RUN, *pgc.run_params(record))
             return record
 
         return await self._call("creating a run", work)
 
     async def finish_run(
-        self, run_id: str, *, status: RunStatus, usage: Usage, error: str | None = None
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        usage: Usage,
+        error: str | None = None,
+        owner: str | None = None,
     ) -> None:
         params = (
             status,
@@ -274,8 +262,11 @@ class PostgresStore(PostgresApiKeys, Store):
         )
 
         async def work(conn: Any) -> None:
-            if await conn.execute(pgc.FINISH_RUN, *params) == "UPDATE 0":
-                raise StoreError(f"cannot finish run {run_id!r}: it does not exist.")
+            async with conn.transaction():
+                if owner is not None:
+                    await fence(conn, run_id, owner)
+                if await conn.execute(pgc.FINISH_RUN, *params) == "UPDATE 0":
+                    raise StoreError(f"cannot finish run {run_id!r}: it does not exist.")
 
         await self._call("finishing a run", work)
 
@@ -306,8 +297,7 @@ class PostgresStore(PostgresApiKeys, Store):
     # --- tool calls --------------------------------------------------------
 
     async def record_tool_call(self, record: ToolCallRecord) -> None:
-        params = list(codec.tool_call_params(record))
-        params[4:7] = [pgc.put_text(p) for p in params[4:7]]
+        params = pgc.tool_call_params(record)
 
         async def work(conn: Any) -> None:
             with missing(f"run {record.run_id!r} or session {record.session_id!r}"):

@@ -12,10 +12,9 @@ import asyncio
 import contextlib
 import logging
 import os
-import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -34,8 +33,16 @@ from staffer.store._base import (
     UsageDimension,
     UsageSummary,
 )
+from staffer.store._codec import new_id
 from staffer.store._schema import migrate
 from staffer.store._sqlite_apikeys import SQLiteApiKeys
+from staffer.store._sqlite_blackboard import SQLiteBlackboard
+from staffer.store._sqlite_compactions import SQLiteCompactions
+from staffer.store._sqlite_runs import SQLiteRuns, fence
+from staffer.store._sqlite_tx import INSERT_RUN, append
+from staffer.store._sqlite_tx import lane as _lane
+from staffer.store._sqlite_tx import missing as _missing
+from staffer.store._sqlite_tx import write as _write
 
 logger = logging.getLogger("staffer.store")
 
@@ -50,13 +57,7 @@ _LIST_SESSIONS = (
     f"SELECT {codec.SESSION_COLUMNS} FROM sessions ORDER BY updated_at DESC, rowid DESC LIMIT ?"
 )
 _RENAME_SESSION = "UPDATE sessions SET title = ? WHERE id = ?"
-_TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
-_LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?"
-_INSERT_MESSAGE = (
-    f"INSERT INTO messages ({codec.MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _LIST_MESSAGES = f"SELECT {codec.MESSAGE_COLUMNS} FROM messages WHERE session_id = ? ORDER BY seq"
-_INSERT_RUN = f"INSERT INTO runs ({codec.RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _FINISH_RUN = (
     "UPDATE runs SET status = ?, finished_at = ?, error = ?, "
     "input_tokens = ?, output_tokens = ?, cached_input_tokens = ? WHERE id = ?"
@@ -96,12 +97,7 @@ _SUMMARY = (
 )
 
 
-def new_id() -> str:
-    """A random, URL-safe identifier for a session or a run."""
-    return secrets.token_hex(8)
-
-
-class SQLiteStore(SQLiteApiKeys, Store):
+class SQLiteStore(SQLiteRuns, SQLiteApiKeys, SQLiteCompactions, SQLiteBlackboard, Store):
     """The default `Store`: a single SQLite file in WAL mode.
 
     All database work happens on one worker thread that owns the connection, so
@@ -243,27 +239,8 @@ class SQLiteStore(SQLiteApiKeys, Store):
         self, session_id: str, messages: list[Message], *, run_id: str | None = None
     ) -> list[MessageRecord]:
         def work(conn: sqlite3.Connection) -> list[MessageRecord]:
-            now = self._now()
             with _write(conn):
-                if conn.execute(_TOUCH_SESSION, (now, session_id)).rowcount == 0:
-                    raise StoreError(
-                        f"cannot append messages to session {session_id!r}: it does not exist. "
-                        "Create the session first."
-                    )
-                (last,) = conn.execute(_LAST_SEQ, (session_id,)).fetchone()
-                records = [
-                    MessageRecord(session_id, last + i, run_id, m, now)
-                    for i, m in enumerate(messages, start=1)
-                ]
-                with _missing(f"run {run_id!r}"):
-                    conn.executemany(
-                        _INSERT_MESSAGE,
-                        [
-                            codec.message_params(session_id, r.seq, run_id, r.message, now)
-                            for r in records
-                        ],
-                    )
-            return records
+                return append(conn, session_id, run_id, messages, self._now())
 
         return await self._call("appending messages", work)
 
@@ -278,30 +255,22 @@ class SQLiteStore(SQLiteApiKeys, Store):
     async def create_run(self, session_id: str, *, model: str | None = None) -> RunRecord:
         def work(conn: sqlite3.Connection) -> RunRecord:
             record = RunRecord(
-                new_id(), session_id, "running", self._now(), None, None, Usage(), model
+                new_id(), session_id, "running", self._now(), None, None, Usage(), model, attempt=1
             )
-            with _write(conn), _missing(f"session {session_id!r}"):
-                conn.execute(
-                    _INSERT_RUN,
-                    (
-                        record.id,
-                        session_id,
-                        "running",
-                        record.created_at,
-                        None,
-                        None,
-                        0,
-                        0,
-                        0,
-                        model,
-                    ),
-                )
+            with _write(conn), _missing(f"session {session_id!r}"), _lane(session_id):
+                conn.execute(INSERT_RUN, codec.run_params(record))
             return record
 
         return await self._call("creating a run", work)
 
     async def finish_run(
-        self, run_id: str, *, status: RunStatus, usage: Usage, error: str | None = None
+        self,
+        run_id: str,
+        *,
+        status: RunStatus,
+        usage: Usage,
+        error: str | None = None,
+        owner: str | None = None,
     ) -> None:
         def work(conn: sqlite3.Connection) -> None:
             params = (
@@ -314,6 +283,8 @@ class SQLiteStore(SQLiteApiKeys, Store):
                 run_id,
             )
             with _write(conn):
+                if owner is not None:
+                    fence(conn, run_id, owner)
                 if conn.execute(_FINISH_RUN, params).rowcount == 0:
                     raise StoreError(f"cannot finish run {run_id!r}: it does not exist.")
 
@@ -441,31 +412,6 @@ def _close(conn: sqlite3.Connection) -> None:
     with contextlib.suppress(sqlite3.Error):
         conn.execute("PRAGMA optimize")
     conn.close()
-
-
-@contextlib.contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction; IMMEDIATE takes the write lock up front so a
-    concurrent writer in another process waits instead of failing mid-way."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:  # SQLite may already have rolled back (FULL, IOERR, BUSY)
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-@contextlib.contextmanager
-def _missing(what: str) -> Iterator[None]:
-    """Turn a foreign-key failure into a message naming the row that is missing."""
-    try:
-        yield
-    except sqlite3.IntegrityError as exc:
-        if "FOREIGN KEY" not in str(exc):
-            raise
-        raise StoreError(f"{what} does not exist; create it first.") from exc
 
 
 # Primary result codes (https://sqlite.org/rescode.html), to explain what to do.

@@ -50,6 +50,15 @@ class Tool(ABC):
     description: str
     parameters: dict[str, Any]
     impact: Impact = Impact.READ_ONLY
+    #: True when running the same call twice (same `ToolContext.idempotency_key`) has
+    #: the effect of running it once. After a crash mid-call such a tool is simply run
+    #: again; any other tool that is not read-only is reported "interrupted" instead.
+    honours_idempotency_key: bool = False
+
+    @property
+    def rerun_safe(self) -> bool:
+        """May the loop run this call again after a crash cut it off?"""
+        return self.impact is Impact.READ_ONLY or self.honours_idempotency_key
 
     @abstractmethod
     async def call(self, args: dict[str, Any], ctx: ToolContext) -> str:
@@ -81,6 +90,9 @@ class Toolset:
 
     def specs(self) -> list[ToolSpec]:
         return [t.spec() for t in self._tools.values()]
+
+    def find(self, name: str) -> Tool | None:
+        return self._tools.get(name)
 
     def get(self, name: str) -> Tool:
         try:

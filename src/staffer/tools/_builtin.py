@@ -8,6 +8,9 @@ from staffer.tools._base import Toolset
 from staffer.tools.exec import ExecTool
 from staffer.tools.files import EditFileTool, ListDirTool, ReadFileTool, WriteFileTool
 
+#: the names of the tools `builtin_tools` makes, for checking allow-lists in the config
+BUILTIN_TOOL_NAMES = ("read_file", "write_file", "edit_file", "list_dir", "exec")
+
 
 def builtin_tools(
     workspace: Path,

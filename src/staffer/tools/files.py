@@ -194,6 +194,7 @@ class WriteFileTool(_FileTool):
     description = "Create or overwrite a file in the workspace; parent folders are created."
     parameters = _WRITE_PARAMETERS
     impact = Impact.REVERSIBLE
+    honours_idempotency_key = True  # the same content written twice is written once
 
     async def call(self, args: dict[str, Any], ctx: ToolContext) -> str:
         """Write `content` as UTF-8 and say how many bytes went where."""

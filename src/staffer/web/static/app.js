@@ -140,19 +140,23 @@ async function openSession(id, { closeSidebar = false } = {}) {
   const ticket = ++state.loadTicket;
   ui.transcript.setAttribute("aria-busy", "true");
   try {
-    const detail = await api.json(sessionPath(id));
+    // Compactions only add markers: a gateway without the route still shows the history.
+    const [detail, compactions] = await Promise.all([
+      api.json(sessionPath(id)),
+      api.json(`${sessionPath(id)}/compactions`).then((r) => r.compactions || [], () => []),
+    ]);
     if (ticket !== state.loadTicket) return; // the user picked another session meanwhile
     const live = state.streams.get(id);
     const running = activeRun(detail);
     if (live) {
       // Back to a session this tab is streaming: put its live turn back under the history.
-      transcript.showHistory(detail, { liveRun: live.runId || running?.id });
+      transcript.showHistory(detail, { liveRun: live.runId || running?.id, compactions });
       transcript.append(live.container);
     } else if (running) {
-      transcript.showHistory(detail, { liveRun: running.id });
+      transcript.showHistory(detail, { liveRun: running.id, compactions });
       followRun(id, running.id);
     } else {
-      transcript.showHistory(detail);
+      transcript.showHistory(detail, { compactions });
     }
   } catch (err) {
     if (ticket !== state.loadTicket) return;

@@ -98,6 +98,13 @@ export function notice(text) {
   return el("p", { className: "notice", text });
 }
 
+/** Where the model's context starts from a summary: `count` older messages were compacted. */
+export function compactionMarker(count) {
+  const n = Number(count) || 0;
+  const text = `Earlier messages were summarized (${n} message${n === 1 ? "" : "s"})`;
+  return el("p", { className: "compaction-marker", testid: "compaction-marker", role: "note", text });
+}
+
 export function toolCard(name, args) {
   const status = el("span", { className: "tool-card-status", testid: "tool-card-status", text: "running…" });
   const duration = el("span", { className: "tool-duration" });

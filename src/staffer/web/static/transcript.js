@@ -4,6 +4,7 @@
 import {
   applyRunOutcome,
   assistantBubble,
+  compactionMarker,
   el,
   finishToolCard,
   formatUsage,
@@ -61,8 +62,10 @@ export class Transcript {
   /**
    * Render `GET /api/sessions/{id}`: bubbles, tool cards where they happened, a footer per run.
    * Of the `liveRun` (one a LiveTurn will replay from the event stream) only the question is drawn.
+   * Each of `compactions` (`GET /api/sessions/{id}/compactions`) is marked after the last
+   * message it summarized.
    */
-  showHistory(detail, { liveRun = null } = {}) {
+  showHistory(detail, { liveRun = null, compactions = [] } = {}) {
     const messages = [...(detail.messages || [])]
       .filter((m) => !liveRun || m.run_id !== liveRun || m.role === "user")
       .sort((a, b) => a.seq - b.seq);
@@ -74,7 +77,12 @@ export class Transcript {
     const cards = new Map();
     const out = [];
     const footers = [];
+    const markers = [...compactions].sort((a, b) => a.upto_seq - b.upto_seq);
+    const markUpTo = (seq) => {
+      while (markers.length && markers[0].upto_seq < seq) out.push(compactionMarker(markers.shift().messages));
+    };
     messages.forEach((m, i) => {
+      markUpTo(m.seq);
       if (m.role === "user") {
         out.push(userBubble(m.content || ""));
       } else if (m.role === "assistant") {
@@ -103,6 +111,7 @@ export class Transcript {
         out.push(footer);
       }
     });
+    markUpTo(Infinity);
     const anyActive = [...runs.values()].some((r) => ACTIVE_RUN.has(r.status));
     for (const card of cards.values()) {
       if (card.dataset.state === "running" && !anyActive) finishToolCard(card, { unfinished: true });
@@ -203,6 +212,10 @@ export class LiveTurn {
       case "notice":
         this.closeBubble();
         this.insert(notice(ev.text || ""));
+        break;
+      case "compacted":
+        this.closeBubble();
+        this.insert(compactionMarker(ev.messages));
         break;
       case "usage":
         this.footer.parts.usage.textContent = formatUsage(ev);

@@ -1,0 +1,85 @@
+"""Transaction helpers shared by `SQLiteStore` and its mixins (worker thread only)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+
+from staffer.errors import StoreError
+from staffer.models import Message
+from staffer.store import _codec as codec
+from staffer.store._base import MessageRecord
+
+INSERT_RUN = (
+    f"INSERT INTO runs ({codec.RUN_COLUMNS}) VALUES ({codec.placeholders(codec.RUN_COLUMNS)})"
+)
+_TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
+_LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?"
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({codec.MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@contextlib.contextmanager
+def write(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction; IMMEDIATE takes the write lock up front so a
+    concurrent writer in another process waits instead of failing mid-way."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # SQLite may already have rolled back (FULL, IOERR, BUSY)
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def missing(what: str) -> Iterator[None]:
+    """Turn a foreign-key failure into a message naming the row that is missing."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGN KEY" not in str(exc):
+            raise
+        raise StoreError(f"{what} does not exist; create it first.") from exc
+
+
+def append(
+    conn: sqlite3.Connection,
+    session_id: str,
+    run_id: str | None,
+    messages: list[Message],
+    now: float,
+) -> list[MessageRecord]:
+    """Append `messages` to the session inside the caller's transaction."""
+    if conn.execute(_TOUCH_SESSION, (now, session_id)).rowcount == 0:
+        raise StoreError(
+            f"cannot append messages to session {session_id!r}: it does not exist. "
+            "Create the session first."
+        )
+    (last,) = conn.execute(_LAST_SEQ, (session_id,)).fetchone()
+    records = [
+        MessageRecord(session_id, last + i, run_id, m, now) for i, m in enumerate(messages, start=1)
+    ]
+    with missing(f"run {run_id!r}"):
+        conn.executemany(
+            _INSERT_MESSAGE,
+            [codec.message_params(session_id, r.seq, run_id, r.message, now) for r in records],
+        )
+    return records
+
+
+@contextlib.contextmanager
+def lane(session_id: str) -> Iterator[None]:
+    """Turn a clash with the one-active-run-per-session index into a clear error."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        if "UNIQUE" not in str(exc) or "runs.session_id" not in str(exc):
+            raise
+        raise StoreError(
+            f"session {session_id!r} already has an active run; wait for it to finish "
+            "or cancel it first."
+        ) from exc
