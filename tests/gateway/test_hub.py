@@ -58,6 +58,19 @@ async def test_sessions_are_forgotten_when_their_run_ends_and_nobody_follows() -
     assert hub.sessions_buffered() == 0
 
 
+async def test_a_finished_sessions_buffer_lingers_then_is_dropped() -> None:
+    hub = EventHub(linger=0.05)
+    hub.publish("s", "r1", {"type": "run_finished"})
+    hub.publish("t", "r2", {"type": "run_finished"})
+    hub.publish("t", "r3", {"type": "run_started"})  # t's next run began meanwhile
+    assert hub.sessions_buffered() == 2  # a reconnecting client can still catch up
+    await asyncio.sleep(0.1)
+    assert hub.sessions_buffered() == 1  # s is dropped, t is live
+    backlog = hub.follow("t", 0)
+    assert (await anext(backlog))["run_id"] == "r2"
+    await backlog.aclose()
+
+
 async def test_closing_an_unread_subscription_unsubscribes() -> None:
     hub = EventHub()
     sub = hub.follow("s", 0)

@@ -516,14 +516,16 @@ class Agent:
             except ValueError as exc:
                 raise ToolError(f"{exc}; call {call.name} again with a JSON object") from exc
             _check_required(tool.parameters, args)
-            async with asyncio.timeout(self.config.tool_timeout + TOOL_GRACE_SECONDS):
+            limit = tool.max_seconds or self.config.tool_timeout
+            async with asyncio.timeout(limit + TOOL_GRACE_SECONDS):
                 result = await tool.call(args, ctx)
         except ToolError as exc:
             error = str(exc)
         except TimeoutError:
-            error = (
-                f"{call.name} did not finish within {self.config.tool_timeout:g} s and was stopped"
-            )
+            limit = self.config.tool_timeout
+            if (found := self.tools.find(call.name)) is not None and found.max_seconds:
+                limit = found.max_seconds
+            error = f"{call.name} did not finish within {limit:g} s and was stopped"
         except Exception as exc:
             logger.exception("tool %s failed", call.name)
             error = f"{call.name} failed: {type(exc).__name__}: {exc}"

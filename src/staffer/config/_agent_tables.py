@@ -145,8 +145,9 @@ def _check_tools(key: str, profile: AgentProfile) -> None:
     # Imported only when an allow-list is set: the tools are not needed to read the file.
     from staffer.tools._builtin import BUILTIN_TOOL_NAMES
     from staffer.tools.blackboard import BLACKBOARD_TOOL_NAMES
+    from staffer.tools.delegate import DELEGATION_TOOL_NAMES
 
-    tools = (*BUILTIN_TOOL_NAMES, *BLACKBOARD_TOOL_NAMES)
+    tools = (*BUILTIN_TOOL_NAMES, *BLACKBOARD_TOOL_NAMES, *DELEGATION_TOOL_NAMES)
     for i, tool in enumerate(profile.tools):
         if tool not in tools:
             close = _close(tool, tools)

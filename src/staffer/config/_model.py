@@ -395,6 +395,12 @@ class RunsConfig:
         "Executions of one run (the first plus resumes after crashes) before it is failed, "
         "so a run that crashes its process cannot loop forever.",
     )
+    delegate_max_depth: int = _setting(
+        2, "How deep delegations may nest (an agent delegating to one that delegates …)."
+    )
+    delegate_timeout: float = _setting(
+        600.0, "Seconds a foreground delegation waits for the other agent's answer."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,9 @@
 """In-memory event fan-out: every run event gets a sequence number and goes to each subscriber.
 
 A bounded buffer per session lets a client that reconnects with ``after=<seq>``
-catch up while the session is live; once its run is over and nobody follows it,
-the buffer is dropped (the durable record is the session history in the store).
+catch up while the session is live; `linger` seconds after a run ends with no new event
+and nobody following, the buffer is dropped (the durable record is the session history
+in the store).
 Sequence numbers start from the clock so that numbers handed out before a
 restart are always below the ones after it.
 """
@@ -10,6 +11,7 @@ restart are always below the ones after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections import deque
@@ -81,10 +83,11 @@ class Subscription:
 class EventHub:
     """Publishes events per session and lets clients follow a session live."""
 
-    def __init__(self, *, buffer_size: int = 2000) -> None:
+    def __init__(self, *, buffer_size: int = 2000, linger: float = 60.0) -> None:
         self._seq = itertools.count(time.time_ns() // 1000)
         self._lanes: dict[str, _Lane] = {}
         self._buffer_size = buffer_size
+        self._linger = linger
 
     def last_seq(self) -> int:
         """A number below every event published from now on."""
@@ -102,6 +105,11 @@ class EventHub:
                 lane.subscribers.discard(queue)
                 queue.get_nowait()  # make room for the marker that ends that stream
                 queue.put_nowait(_SLOW)
+        if event["type"] == "run_finished":
+            lane.active = False
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing to expire
+                loop = asyncio.get_running_loop()
+                loop.call_later(self._linger, self._expire, session_id, lane, event["seq"])
         return event
 
     def follow(self, session_id: str, after: int, *, idle: float | None = None) -> Subscription:
@@ -112,6 +120,11 @@ class EventHub:
         """The session's run is over: drop its buffer once nobody follows it."""
         lane = self._lanes.get(session_id)
         if lane is not None:
+            lane.active = False
+            self._forget_if_idle(session_id, lane)
+
+    def _expire(self, session_id: str, lane: _Lane, seq: int) -> None:
+        if lane.buffer and lane.buffer[-1]["seq"] == seq:  # nothing published since
             lane.active = False
             self._forget_if_idle(session_id, lane)
 

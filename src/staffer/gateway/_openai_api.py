@@ -146,7 +146,18 @@ class OpenAIApi:
             metadata["api_key"] = key_id
         if chat.end_user:
             metadata["end_user"] = chat.end_user
-        await _until_disconnect(self._answer(send, model, chat), receive)
+        hang_up = _HangUp(receive)
+        try:
+            if chat.stream:
+                await _stream(send, model, chat, hang_up)
+            else:
+                await _answer(send, model, chat, hang_up)
+        except asyncio.CancelledError:
+            if not hang_up.gone:
+                raise
+            hang_up.task.uncancel()  # the client left: nothing more to do
+        finally:
+            hang_up.stop()
 
     async def _authenticate(self, scope: Scope, state: GatewayState) -> tuple[str, str] | None:
         """(user, key id) for the caller; the gateway token is user ``admin`` with no key id."""

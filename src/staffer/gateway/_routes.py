@@ -138,6 +138,24 @@ async def cancel_session(session_id: str, state: State) -> dict[str, Any]:
     return {"cancelled": cancelled, "run_id": run_id, "dropped": dropped}
 
 
+@router.get("/api/runs/{run_id}", tags=["sessions"])
+async def get_run(run_id: str, state: State) -> dict[str, Any]:
+    """One run: its status, agent, attempts, usage and, for a sub-agent's run, its parent."""
+    run = await state.store.get_run(run_id)
+    if run is None:
+        raise ApiError(404, "not_found", f"no run {run_id!r}", "see a session's runs")
+    return {**_run(run), "session_id": run.session_id}
+
+
+@router.get("/api/runs/{run_id}/children", tags=["sessions"])
+async def list_child_runs(run_id: str, state: State) -> dict[str, Any]:
+    """The runs this run started for other agents (delegate, send_to_agent), oldest first."""
+    if await state.store.get_run(run_id) is None:
+        raise ApiError(404, "not_found", f"no run {run_id!r}", "see a session's runs")
+    runs = await state.store.list_child_runs(run_id)
+    return {"runs": [{**_run(r), "session_id": r.session_id} for r in runs]}
+
+
 @router.post("/api/runs/{run_id}/cancel", tags=["sessions"])
 async def cancel_run(run_id: str, state: State) -> dict[str, Any]:
     """Stop an active run (or a queued ticket) by id: the same as cancelling its session."""

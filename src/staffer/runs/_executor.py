@@ -54,6 +54,7 @@ class Executor:
         max_concurrent: int = 64,
         max_attempts: int = 5,
         stuck_after: float = 0.0,
+        on_finished: Callable[[str], object] | None = None,
     ) -> None:
         if "main" not in agents and agents:
             raise ValueError("the agents must include one named 'main'")
@@ -67,6 +68,7 @@ class Executor:
         self.max_concurrent = max_concurrent
         self.max_attempts = max_attempts
         self.stuck_after = stuck_after
+        self.on_finished = on_finished
         self.host = socket.gethostname()
         self.id = f"{self.host}:{os.getpid()}:{secrets.token_hex(3)}"
         self._record = ExecutorRecord(self.id, kind, self.host, os.getpid(), time.time(), 0.0)
@@ -233,6 +235,8 @@ class Executor:
             if watchdog is not None:
                 watchdog.cancel()
             self._local.pop(run.id, None)
+            if self.on_finished is not None:
+                self.on_finished(run.id)
             if not self._closing:
                 self._hand_over_steering(local)
                 self.wake()  # the session's next queued run may start

@@ -9,6 +9,7 @@ from staffer.agents import build_agents, routed_models
 from staffer.config import Config, Home
 from staffer.models import Model
 from staffer.runs._bridge import PgBridge
+from staffer.runs._broker import RunBroker
 from staffer.runs._executor import Executor, Publish
 from staffer.store import Store
 
@@ -17,15 +18,19 @@ def make_executor(
     config: Config, home: Home, store: Store, model: Model, publish: Publish, *, kind: str
 ) -> Executor:
     """An executor running the configured agents (on `model`, the shared router)."""
+    r = config.runs
+    broker = RunBroker(store)
     agents = build_agents(
         config,
         home,
         model_for=routed_models(model),
         store=store,
         context_window_for=lambda route: model_context_window(config, route),
+        broker=broker,
+        delegate_max_depth=r.delegate_max_depth,
+        delegate_timeout=r.delegate_timeout,
     )
-    r = config.runs
-    return Executor(
+    executor = Executor(
         store,
         agents,
         publish,
@@ -35,7 +40,10 @@ def make_executor(
         max_concurrent=r.max_concurrent,
         max_attempts=r.max_attempts,
         stuck_after=config.agent.stuck_after,
+        on_finished=broker.finished,
     )
+    broker.wake = executor.wake
+    return executor
 
 
 def postgres_dsn(store: Store) -> str | None:

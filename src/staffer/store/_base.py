@@ -338,6 +338,14 @@ class Store(ABC):
         """
 
     @abstractmethod
+    async def list_child_runs(self, parent_run_id: str) -> list[RunRecord]:
+        """The runs started on behalf of this run (delegations), oldest first."""
+
+    @abstractmethod
+    async def find_run(self, idempotency_key: str) -> RunRecord | None:
+        """The run enqueued with this idempotency key, if any."""
+
+    @abstractmethod
     async def claim_runs(self, owner: str, *, limit: int, lease_seconds: float) -> list[RunRecord]:
         """Start up to `limit` queued runs, oldest first, at most one per session and
         none in a session whose run is active: each becomes ``running``, owned by

@@ -137,6 +137,33 @@ def run_from_row(row: tuple[Any, ...]) -> RunRecord:
     )
 
 
+def queued_run(
+    session_id: str,
+    text: str,
+    now: float,
+    *,
+    agent: str | None,
+    model: str | None,
+    parent_run_id: str | None,
+    idempotency_key: str | None,
+) -> RunRecord:
+    """A new run in status ``queued`` that will start with the user message `text`."""
+    return RunRecord(
+        new_id(),
+        session_id,
+        "queued",
+        now,
+        None,
+        None,
+        Usage(),
+        model,
+        agent=agent,
+        parent_run_id=parent_run_id,
+        input=text,
+        idempotency_key=idempotency_key,
+    )
+
+
 def run_params(run: RunRecord) -> tuple[Any, ...]:
     """The values of `RUN_COLUMNS` for inserting `run`."""
     u = run.usage

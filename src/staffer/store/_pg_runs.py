@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 _CLAIM_LOCK = 0x57AFFE3  # pg_advisory_xact_lock key serializing claims
 _COLS = codec.RUN_COLUMNS
+_CHILDREN = f"SELECT {_COLS} FROM runs WHERE parent_run_id = $1 ORDER BY created_at, n"
 _RUN_BY_KEY = f"SELECT {_COLS} FROM runs WHERE idempotency_key = $1"
 _CLAIMABLE = f"""
     SELECT {_COLS} FROM (
@@ -142,18 +143,13 @@ class PostgresRuns:
         parent_run_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> RunRecord:
-        run = RunRecord(
-            codec.new_id(),
+        run = codec.queued_run(
             session_id,
-            "queued",
+            text,
             self._now(),
-            None,
-            None,
-            Usage(),
-            model,
             agent=agent,
+            model=model,
             parent_run_id=parent_run_id,
-            input=text,
             idempotency_key=idempotency_key,
         )
 
@@ -168,6 +164,19 @@ class PostgresRuns:
             return run
 
         return await self._call("queueing a run", work)
+
+    async def list_child_runs(self, parent_run_id: str) -> list[RunRecord]:
+        async def work(conn: Any) -> list[RunRecord]:
+            return [pgc.run_from_row(r) for r in await conn.fetch(_CHILDREN, parent_run_id)]
+
+        return await self._call("listing sub-runs", work)
+
+    async def find_run(self, idempotency_key: str) -> RunRecord | None:
+        async def work(conn: Any) -> RunRecord | None:
+            row = await conn.fetchrow(_RUN_BY_KEY, idempotency_key)
+            return None if row is None else pgc.run_from_row(row)
+
+        return await self._call("finding a run", work)
 
     async def claim_runs(self, owner: str, *, limit: int, lease_seconds: float) -> list[RunRecord]:
         async def work(conn: Any) -> list[RunRecord]:

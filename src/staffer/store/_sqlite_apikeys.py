@@ -6,13 +6,13 @@ the store's `_call` (run on the worker thread) and `_now` (monotonic timestamps)
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from staffer.store._base import ApiKeyRecord
+from staffer.store._sqlite_tx import write as _write
 
 T = TypeVar("T")
 
@@ -29,18 +29,6 @@ _LOOKUP = f"SELECT {_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS
 
 def _record(row: tuple[Any, ...]) -> ApiKeyRecord:
     return ApiKeyRecord(row[0], row[1], row[2], row[3], row[4], row[5])
-
-
-@contextlib.contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 class SQLiteApiKeys:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from staffer.errors import StoreError
 from staffer.store._base import CompactionRecord
+from staffer.store._sqlite_tx import write as _write
 
 T = TypeVar("T")
 
@@ -33,18 +34,6 @@ _LIST = f"SELECT {_COLUMNS} FROM compactions WHERE session_id = ? ORDER BY upto_
 
 def _record(row: tuple[Any, ...]) -> CompactionRecord:
     return CompactionRecord(*row)
-
-
-@contextlib.contextmanager
-def _write(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 @contextlib.contextmanager

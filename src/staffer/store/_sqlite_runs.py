@@ -26,6 +26,9 @@ from staffer.store._sqlite_tx import INSERT_RUN, append, lane, missing, write
 T = TypeVar("T")
 
 _RUN_BY_KEY = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE idempotency_key = ?"
+_CHILDREN = (
+    f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE parent_run_id = ? ORDER BY created_at, rowid"
+)
 _GET_RUN = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE id = ?"
 # The oldest queued run of each session that has no active run.
 _CLAIMABLE = f"""
@@ -125,18 +128,13 @@ class SQLiteRuns:
                 row = conn.execute(_RUN_BY_KEY, (idempotency_key,)).fetchone()
                 if row is not None:
                     return codec.run_from_row(row)
-            run = RunRecord(
-                codec.new_id(),
+            run = codec.queued_run(
                 session_id,
-                "queued",
+                text,
                 self._now(),
-                None,
-                None,
-                Usage(),
-                model,
                 agent=agent,
+                model=model,
                 parent_run_id=parent_run_id,
-                input=text,
                 idempotency_key=idempotency_key,
             )
             with write(conn), missing(f"session {session_id!r}"):
@@ -144,6 +142,19 @@ class SQLiteRuns:
             return run
 
         return await self._call("queueing a run", work)
+
+    async def list_child_runs(self, parent_run_id: str) -> list[RunRecord]:
+        def work(conn: sqlite3.Connection) -> list[RunRecord]:
+            return [codec.run_from_row(r) for r in conn.execute(_CHILDREN, (parent_run_id,))]
+
+        return await self._call("listing sub-runs", work)
+
+    async def find_run(self, idempotency_key: str) -> RunRecord | None:
+        def work(conn: sqlite3.Connection) -> RunRecord | None:
+            row = conn.execute(_RUN_BY_KEY, (idempotency_key,)).fetchone()
+            return None if row is None else codec.run_from_row(row)
+
+        return await self._call("finding a run", work)
 
     async def claim_runs(self, owner: str, *, limit: int, lease_seconds: float) -> list[RunRecord]:
         def work(conn: sqlite3.Connection) -> list[RunRecord]:

@@ -54,6 +54,8 @@ class Tool(ABC):
     #: the effect of running it once. After a crash mid-call such a tool is simply run
     #: again; any other tool that is not read-only is reported "interrupted" instead.
     honours_idempotency_key: bool = False
+    #: Seconds the loop lets one call take; None: the agent's tool_timeout.
+    max_seconds: float | None = None
 
     @property
     def rerun_safe(self) -> bool:

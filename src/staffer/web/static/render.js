@@ -98,6 +98,19 @@ export function notice(text) {
   return el("p", { className: "notice", text });
 }
 
+/** A run that a restart cut off and that went on by itself; `stepsDone` when known. */
+export function resumedNotice(attempt, stepsDone = null) {
+  const node = el("p", { className: "notice resumed", testid: "resumed", role: "note" });
+  setResumed(node, attempt, stepsDone);
+  return node;
+}
+
+export function setResumed(node, attempt, stepsDone = null) {
+  const n = Number(stepsDone) || 0;
+  const done = n ? `, ${n} step${n === 1 ? "" : "s"} already done` : "";
+  node.textContent = `Resumed after a restart (attempt ${Number(attempt) || 2}${done})`;
+}
+
 /** Where the model's context starts from a summary: `count` older messages were compacted. */
 export function compactionMarker(count) {
   const n = Number(count) || 0;
@@ -111,19 +124,20 @@ export function toolCard(name, args) {
   const resultLabel = el("summary", { text: "Result" });
   const resultBody = el("pre", { className: "tool-result" });
   const result = el("details", { className: "tool-section", open: true, hidden: true }, resultLabel, resultBody);
-  const card = el("article", {
-    className: "tool-card", testid: "tool-card", "data-state": "running", "aria-label": `Tool call: ${name}`,
-  },
-  el("header", { className: "tool-card-head" },
+  const head = el("header", { className: "tool-card-head" },
     el("span", { className: "tool-icon", "aria-hidden": "true", text: "⚙" }),
     el("code", { className: "tool-name", text: name }),
     status,
-    duration),
+    duration);
+  const card = el("article", {
+    className: "tool-card", testid: "tool-card", "data-state": "running", "aria-label": `Tool call: ${name}`,
+  },
+  head,
   el("details", { className: "tool-section", open: true },
     el("summary", { text: "Arguments" }),
     el("pre", { className: "tool-args", text: prettyArguments(args) })),
   result);
-  card.parts = { status, duration, result, resultLabel, resultBody };
+  card.parts = { head, status, duration, result, resultLabel, resultBody };
   return card;
 }
 

@@ -10,7 +10,9 @@ import {
   formatUsage,
   notice,
   renderRichText,
+  resumedNotice,
   runFooter,
+  setResumed,
   toolCard,
   userBubble,
 } from "./render.js";
@@ -22,10 +24,31 @@ export function activeRun(detail) {
   return (detail.runs || []).find((r) => ACTIVE_RUN.has(r.status)) || null;
 }
 
+/** True for an active run that a restart cut off: it resumes (or was resumed) from its
+ * journal, and this process's event stream only has what it did since. */
+function wasCutOff(run) {
+  const attempt = Number(run.attempt) || 0;
+  return ACTIVE_RUN.has(run.status) && (attempt > 1 || (run.status === "queued" && attempt > 0));
+}
+
 /** The scrolling log of messages, tool cards and run footers. */
 export class Transcript {
-  constructor(node) {
+  /** `subruns` (a SubRuns) nests the sub-runs of delegation calls into their cards. */
+  constructor(node, { subruns = null } = {}) {
     this.node = node;
+    this.subruns = subruns;
+  }
+
+  /** A tool card for a call of run `runId`. */
+  card(name, args, runId) {
+    const card = toolCard(name, args);
+    this.subruns?.attach(card, { name, args, parentRunId: runId });
+    return card;
+  }
+
+  finishCard(card, outcome) {
+    finishToolCard(card, outcome);
+    this.subruns?.finish(card, outcome);
   }
 
   nearBottom() {
@@ -61,16 +84,22 @@ export class Transcript {
 
   /**
    * Render `GET /api/sessions/{id}`: bubbles, tool cards where they happened, a footer per run.
-   * Of the `liveRun` (one a LiveTurn will replay from the event stream) only the question is drawn.
+   * Of the `liveRun` (one a LiveTurn will replay from the event stream) only the question is
+   * drawn, unless a restart cut it off: then the event stream only has its new attempt, so
+   * what it stored before is drawn too, and handed back (`cards` by call id, the stored
+   * final `answer`) for the LiveTurn to continue from (`LiveTurn.continueFrom`).
    * Each of `compactions` (`GET /api/sessions/{id}/compactions`) is marked after the last
    * message it summarized.
    */
   showHistory(detail, { liveRun = null, compactions = [] } = {}) {
+    const runs = new Map((detail.runs || []).map((r) => [r.id, r]));
+    const live = liveRun ? runs.get(liveRun) : null;
+    const keepLive = Boolean(live && wasCutOff(live));
     const messages = [...(detail.messages || [])]
-      .filter((m) => !liveRun || m.run_id !== liveRun || m.role === "user")
+      .filter((m) => !liveRun || keepLive || m.run_id !== liveRun || m.role === "user")
       .sort((a, b) => a.seq - b.seq);
     const calls = new Map((detail.tool_calls || []).map((c) => [c.call_id, c]));
-    const runs = new Map((detail.runs || []).map((r) => [r.id, r]));
+    const continued = { cards: new Map(), answer: null };
     const lastIndex = new Map();
     messages.forEach((m, i) => m.run_id && lastIndex.set(m.run_id, i));
 
@@ -88,24 +117,28 @@ export class Transcript {
       } else if (m.role === "assistant") {
         if (m.content) out.push(assistantBubble(m.content));
         for (const call of m.tool_calls || []) {
-          const card = toolCard(call.name, call.arguments);
+          const card = this.card(call.name, call.arguments, m.run_id);
           const record = calls.get(call.id);
           if (record) {
-            finishToolCard(card, { result: record.result, error: record.error, durationMs: record.duration_ms });
+            this.finishCard(card, { result: record.result, error: record.error, durationMs: record.duration_ms });
           }
           cards.set(call.id, card);
+          if (m.run_id === liveRun) continued.cards.set(call.id, card);
           out.push(card);
         }
+        if (m.run_id === liveRun && m.content && !(m.tool_calls || []).length) continued.answer = m.content;
       } else if (m.role === "tool" && !calls.has(m.tool_call_id)) {
         // No ToolCall record (an older or interrupted run): the tool message still has the outcome.
         let card = cards.get(m.tool_call_id);
         if (!card) {
-          card = toolCard(m.name || "tool", "");
+          card = this.card(m.name || "tool", "", m.run_id);
           out.push(card);
         }
-        finishToolCard(card, m.is_error ? { error: m.content || "" } : { result: m.content || "" });
+        this.finishCard(card, m.is_error ? { error: m.content || "" } : { result: m.content || "" });
       }
       if (m.run_id && m.run_id !== liveRun && lastIndex.get(m.run_id) === i && runs.has(m.run_id)) {
+        const run = runs.get(m.run_id);
+        if (Number(run.attempt) > 1) out.push(resumedNotice(run.attempt));
         const footer = runFooter(null);
         footers.push([footer, runs.get(m.run_id)]);
         out.push(footer);
@@ -114,12 +147,12 @@ export class Transcript {
     markUpTo(Infinity);
     const anyActive = [...runs.values()].some((r) => ACTIVE_RUN.has(r.status));
     for (const card of cards.values()) {
-      if (card.dataset.state === "running" && !anyActive) finishToolCard(card, { unfinished: true });
+      if (card.dataset.state === "running" && !anyActive) this.finishCard(card, { unfinished: true });
     }
 
     if (!out.length) {
       this.empty("No messages yet. Say hello below.");
-      return;
+      return continued;
     }
     this.node.replaceChildren(...out);
     // Outcomes go in once the footers are in the page: a failed run adds its error after the footer.
@@ -129,6 +162,7 @@ export class Transcript {
       applyRunOutcome(footer, run.status, run.error);
     }
     this.scrollToEnd();
+    return continued;
   }
 }
 
@@ -149,6 +183,42 @@ export class LiveTurn {
     this.sawText = false;
     this.cards = new Map();
     this.finished = false;
+    this.attempt = null; // of the run, from its run_started
+    this.minAttempt = 0; // events of earlier attempts are skipped (see continueFrom)
+    this.storedAnswer = null;
+    this.resumed = null;
+  }
+
+  /**
+   * Go on from a run drawn from the history as far as it was stored (a restart cut it off):
+   * the cards drawn there get their results in place, and of the event stream only the
+   * attempt after the history counts (earlier attempts' steps are in the history).
+   */
+  continueFrom(run, { cards = new Map(), answer = null } = {}) {
+    this.runId = run.id;
+    for (const [id, card] of cards) this.cards.set(id, card);
+    this.storedAnswer = answer;
+    const attempt = Number(run.attempt) || 0;
+    this.minAttempt = run.status === "queued" ? attempt + 1 : attempt;
+    if (run.status !== "queued" && attempt > 1) this.showResumed(attempt);
+  }
+
+  showResumed(attempt, stepsDone = null) {
+    if (this.resumed) {
+      setResumed(this.resumed, attempt, stepsDone);
+      return;
+    }
+    this.resumed = resumedNotice(attempt, stepsDone);
+    this.insert(this.resumed);
+  }
+
+  /** The stream broke before the run ended: say so while the page gets back in touch. */
+  connectionLost() {
+    this.closeBubble();
+    const note = notice("Lost the connection to the gateway. Reconnecting…");
+    note.dataset.testid = "reconnecting";
+    note.setAttribute("role", "status");
+    this.insert(note);
   }
 
   /** False once the user switched to another session and the transcript was redrawn. */
@@ -171,8 +241,16 @@ export class LiveTurn {
     this.text = "";
   }
 
+  dropBubble() {
+    if (this.bubble) this.change(() => this.bubble.remove());
+    this.bubble = null;
+    this.text = "";
+  }
+
   handle(ev) {
     if (ev.run_id) this.runId = ev.run_id;
+    if (ev.type === "run_started") this.attempt = Number(ev.attempt) || 1;
+    if (this.attempt !== null && this.attempt < this.minAttempt) return;
     switch (ev.type) {
       case "run_queued":
         this.queued = notice(`Queued: this message runs after the active one (position ${ev.position || 1}).`);
@@ -185,6 +263,10 @@ export class LiveTurn {
           this.queued = null;
         }
         this.footer.parts.model.textContent = ev.model || "";
+        if (ev.resumed) {
+          this.closeBubble();
+          this.showResumed(ev.attempt, ev.steps_done);
+        }
         break;
       case "steered":
         this.closeBubble();
@@ -194,8 +276,13 @@ export class LiveTurn {
         if (ev.text) this.appendText(ev.text);
         break;
       case "tool_call_started": {
+        if (this.cards.has(ev.call_id)) {
+          // Drawn from the history already, and so was the text streamed before it.
+          this.dropBubble();
+          break;
+        }
         this.closeBubble();
-        const card = toolCard(ev.name, ev.arguments);
+        const card = this.transcript.card(ev.name, ev.arguments, this.runId);
         this.cards.set(ev.call_id, card);
         this.insert(card);
         break;
@@ -203,10 +290,11 @@ export class LiveTurn {
       case "tool_call_finished": {
         let card = this.cards.get(ev.call_id);
         if (!card) {
-          card = toolCard(ev.name, "");
+          card = this.transcript.card(ev.name, "", this.runId);
+          this.cards.set(ev.call_id, card);
           this.insert(card);
         }
-        finishToolCard(card, { result: ev.result, error: ev.error, durationMs: ev.duration_ms });
+        this.transcript.finishCard(card, { result: ev.result, error: ev.error, durationMs: ev.duration_ms });
         break;
       }
       case "notice":
@@ -247,9 +335,9 @@ export class LiveTurn {
     this.finished = true;
     this.change(() => {
       this.closeBubble();
-      if (!this.sawText && ev.text) this.footer.before(assistantBubble(ev.text));
+      if (!this.sawText && ev.text && ev.text !== this.storedAnswer) this.footer.before(assistantBubble(ev.text));
       for (const card of this.cards.values()) {
-        if (card.dataset.state === "running") finishToolCard(card, { unfinished: true });
+        if (card.dataset.state === "running") this.transcript.finishCard(card, { unfinished: true });
       }
       if (ev.usage) this.footer.parts.usage.textContent = formatUsage(ev.usage);
       applyRunOutcome(this.footer, ev.status, ev.error);
