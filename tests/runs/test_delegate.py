@@ -90,6 +90,7 @@ def test_a_failed_delegation_comes_back_structured_and_can_be_retried(live_gatew
             "status": "done",
             "agent": "researcher",
             "run_id": done["run_id"],
+            "session_id": done["session_id"],
             "answer": "found it: 42",
         }
         parent = detail["runs"][0]["id"]

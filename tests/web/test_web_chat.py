@@ -19,6 +19,7 @@ import pytest
 playwright_sync = pytest.importorskip("playwright.sync_api")
 Browser = playwright_sync.Browser
 Page = playwright_sync.Page
+Locator = playwright_sync.Locator
 expect = playwright_sync.expect
 
 pytestmark = pytest.mark.browser

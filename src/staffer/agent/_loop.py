@@ -128,6 +128,7 @@ class Agent:
         self.config = config
         self.max_tokens = max_tokens
         self._specs = tools.specs()
+        self._spent: tuple[float, float] | None = None  # (when read, USD in the last 24 h)
         # Context compaction (_compact.py); model_context_window() finds the window.
         self.compactor = Compactor(
             store=store,
@@ -290,6 +291,7 @@ class Agent:
 
     async def call_model(self, state: TurnState, emit: Emit) -> ModelResponse:
         """Step 2: one streaming model call; the answer is appended and stored."""
+        await self._check_budget()
         state.iterations += 1
         started = time.time()
         request = ModelRequest(
@@ -365,6 +367,28 @@ class Agent:
         return TurnResult(state.run_id, status, state.text, state.usage, error)
 
     # --- helpers -----------------------------------------------------------
+
+    async def _check_budget(self) -> None:
+        """Stop before a model call once the agent's 24-hour spend reached its budget.
+
+        The spend is the store's cost records (flushed every half second), read at most
+        every `BUDGET_REFRESH` seconds: runs in flight at once may go over by the calls
+        they make meanwhile. Calls without a known price are not counted."""
+        limit = self.config.budget_usd_per_day
+        if limit is None:
+            return
+        now = time.monotonic()
+        if self._spent is None or now - self._spent[0] > BUDGET_REFRESH:
+            rows = await self.store.model_call_summary("agent", since=time.time() - 86_400)
+            spent = next((row.cost_usd for row in rows if row.key == self.name), 0.0)
+            self._spent = (now, spent)
+        spent = self._spent[1]
+        if spent >= limit:
+            raise RunError(
+                f"agent {self.name!r} has spent ${spent:.4f} on model calls in the last 24 "
+                f"hours, its budget is ${limit:g}; raise budget_usd_per_day for it "
+                "(agents.NAME or agent), or wait"
+            )
 
     async def _commit(
         self,
@@ -551,6 +575,9 @@ _CUT_SHORT = {
     "content_filter": "the provider's content filter stopped the answer",
     "error": "the provider reported an error at the end of the answer",
 }
+
+#: Seconds an agent's spend figure is reused before the store is asked again.
+BUDGET_REFRESH = 2.0
 
 #: Extra seconds a tool gets past its timeout to stop itself (exec kills its process
 #: group and reports partial output) before the loop cancels it.

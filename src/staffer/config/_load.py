@@ -459,3 +459,10 @@ def _check_runs(config: Config) -> None:
         _bad("runs.max_concurrent", "must be at least 1", "use e.g. 64")
     if r.max_attempts < 1:
         _bad("runs.max_attempts", "must be at least 1", "use e.g. 5")
+    budget = config.agent.budget_usd_per_day
+    if budget is not None and budget <= 0:
+        _bad(
+            "agent.budget_usd_per_day",
+            f"{budget:g} is not a budget",
+            "use an amount in USD above 0, e.g. 5.0, or remove the line for no limit",
+        )

@@ -115,6 +115,11 @@ class AgentConfig:
     keep_recent_messages: int = _setting(
         8, "Most recent messages never summarized; the current turn is always kept too."
     )
+    budget_usd_per_day: float | None = _setting(
+        None,
+        "Most the agent may spend on model calls in any 24 hours (from the price table); a "
+        "run that reaches it stops before its next model call. Unset: no limit.",
+    )
 
 
 # --- routing: [router], [deployments.NAME] and [aliases.NAME] -----------------------
@@ -350,6 +355,7 @@ class AgentSettings:
         None, "Overrides agent.workspace_file_max_chars."
     )
     history_max_messages: int | None = _setting(None, "Overrides agent.history_max_messages.")
+    budget_usd_per_day: float | None = _setting(None, "Overrides agent.budget_usd_per_day.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,13 +197,15 @@ async def _result(broker: RunBroker, run_id: str, seconds: float, peers: list[st
     agent = run.agent or "main"
     if run.status == "done":
         answer = await broker.answer(run)
-        return json.dumps({"status": "done", "agent": agent, "run_id": run.id, "answer": answer})
+        done = {"status": "done", "agent": agent, "run_id": run.id, "session_id": run.session_id}
+        return json.dumps({**done, "answer": answer})
     if run.status in ("queued", "running", "waiting"):
         return json.dumps(
             {
                 "status": "running",
                 "agent": agent,
                 "run_id": run.id,
+                "session_id": run.session_id,
                 "hint": "still working; ask again with delegation_result, or go on without it",
             }
         )

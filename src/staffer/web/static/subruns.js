@@ -131,12 +131,11 @@ class SubRunBlock {
     if (run.status !== "done" && run.error) this.error = run.error;
   }
 
-  async poll(api) {
-    if (!this.runId) {
-      await this.discover(api);
-      if (!this.runId) return;
-    }
-    const run = await api.json(runPath(this.runId));
+  /** Bring the block up to date; `siblings` are the runs its parent run started (or null). */
+  async poll(api, siblings) {
+    if (!this.runId && siblings) this.discover(siblings);
+    if (!this.runId) return;
+    const run = (siblings || []).find((r) => r.id === this.runId) || await api.json(runPath(this.runId));
     this.applyRun(run);
     if (run.status === "done" && this.answer === null && run.session_id) {
       this.answer = await answerOf(api, run);
@@ -146,10 +145,9 @@ class SubRunBlock {
 
   /** While the call is still going its result (with the run id) is not there yet: the
    * sub-run is the parent run's first child for this agent that no other card shows. */
-  async discover(api) {
-    if (!this.parentRunId || this.card.dataset.state !== "running") return;
-    const { runs } = await api.json(`${runPath(this.parentRunId)}/children`);
-    const mine = (runs || []).find(
+  discover(siblings) {
+    if (this.card.dataset.state !== "running") return;
+    const mine = siblings.find(
       (r) => (!this.agent || r.agent === this.agent) && this.owner.isFree(r.id, this),
     );
     if (mine) this.setRun(mine.id);
@@ -242,14 +240,24 @@ export class SubRuns {
     this.timer = null;
     this.ticking = true;
     try {
+      // A block off the page (another session is shown) stops; `watch` brings it back.
+      for (const block of this.active) {
+        if (block.settled || !block.node.isConnected) this.active.delete(block);
+      }
+      for (const [runId, block] of this.owners) {
+        if (!block.node.isConnected) this.owners.delete(runId);
+      }
+      // One request per parent run covers all the sub-runs it started.
+      const children = new Map();
+      for (const block of this.active) {
+        const parent = block.parentRunId;
+        if (!parent || children.has(parent)) continue;
+        children.set(parent, await this.api.json(`${runPath(parent)}/children`)
+          .then((r) => r.runs || [], () => null));
+      }
       for (const block of [...this.active]) {
-        // A block off the page (another session is shown) stops; `watch` brings it back.
-        if (block.settled || !block.node.isConnected) {
-          this.active.delete(block);
-          continue;
-        }
         try {
-          await block.poll(this.api);
+          await block.poll(this.api, children.get(block.parentRunId) || null);
         } catch (err) {
           if (err && err.status === 404) this.active.delete(block); // no such run (any more)
           // anything else (the gateway restarting, say): try again on the next tick

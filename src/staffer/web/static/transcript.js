@@ -208,8 +208,9 @@ export class LiveTurn {
       setResumed(this.resumed, attempt, stepsDone);
       return;
     }
-    this.resumed = resumedNotice(attempt, stepsDone);
-    this.insert(this.resumed);
+    const note = resumedNotice(attempt, stepsDone);
+    this.insert(note);
+    this.resumed = note;
   }
 
   /** The stream broke before the run ended: say so while the page gets back in touch. */
@@ -231,8 +232,10 @@ export class LiveTurn {
     else update();
   }
 
+  /** Add `node` to the run's content: before its footer (and its "resumed" note, which,
+   * as in a stored history, stays with the footer). */
   insert(node) {
-    this.change(() => this.footer.before(node));
+    this.change(() => (this.resumed || this.footer).before(node));
   }
 
   closeBubble() {
@@ -242,9 +245,11 @@ export class LiveTurn {
   }
 
   dropBubble() {
-    if (this.bubble) this.change(() => this.bubble.remove());
+    const bubble = this.bubble;
+    if (bubble) this.change(() => bubble.remove());
     this.bubble = null;
     this.text = "";
+    this.sawText = false;
   }
 
   handle(ev) {
@@ -335,7 +340,9 @@ export class LiveTurn {
     this.finished = true;
     this.change(() => {
       this.closeBubble();
-      if (!this.sawText && ev.text && ev.text !== this.storedAnswer) this.footer.before(assistantBubble(ev.text));
+      if (!this.sawText && ev.text && ev.text !== this.storedAnswer) {
+        (this.resumed || this.footer).before(assistantBubble(ev.text));
+      }
       for (const card of this.cards.values()) {
         if (card.dataset.state === "running") this.transcript.finishCard(card, { unfinished: true });
       }
