@@ -90,8 +90,8 @@ def check_effects(log: Path, details: list[dict[str, Any]], model_requests: int,
             elif message["name"] == "exec":
                 key = f"{run['id']}:{message['tool_call_id']}"
                 ran = [k for k in starts if k[0] == key]
-                assert len(ran) == 1, key
-                assert ends[ran[0]] == 1, key
+                assert len(ran) == 1, (key, message)
+                assert ends[ran[0]] == 1, (key, message)
     runs = len(details)
     # a model step is called again only when it was in flight at a kill
     assert model_requests <= runs * (STEPS + 1) + runs * kills, model_requests

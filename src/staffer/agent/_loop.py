@@ -495,9 +495,20 @@ class Agent:
             for call in message.tool_calls
             if call.id not in answered
         ]
-        if missing:
+        if missing:  # journaled (and fenced) like any step
             state.messages.extend(missing)
-            await self.store.append_messages(state.session_id, missing, run_id=state.run_id)
+            state.step_no += 1
+            now = time.time()
+            step = StepRecord(
+                state.run_id, state.step_no, "tool", "interrupted", None, None, 1, now
+            )
+            await self.store.commit_step(
+                step,
+                session_id=state.session_id,
+                messages=missing,
+                usage=state.usage,
+                owner=state.owner,
+            )
 
     def _check_repetition(self, state: TurnState, call: ToolCall) -> None:
         key = (call.name, _canonical(call.arguments))

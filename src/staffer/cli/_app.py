@@ -131,6 +131,7 @@ def worker() -> None:
 
     from staffer.cli._output import fail_config
     from staffer.config import init_home
+    from staffer.gateway._serve import make_undumpable
     from staffer.runs._worker import run_worker
 
     home = _home()
@@ -138,6 +139,9 @@ def worker() -> None:
         init_home(home)
         config = _load(home)
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        make_undumpable()  # its exec commands must not read its environment (provider keys)
+        # asyncio's own loop, not uvloop: under uvloop a worker resuming many runs at once
+        # hung for good in create_subprocess_exec (tests/runs/test_crash_resume.py).
         asyncio.run(run_worker(config, home, os.environ))
     except ConfigError as exc:
         fail_config(exc)

@@ -31,19 +31,32 @@ _CLAIM_LOCK = 0x57AFFE3  # pg_advisory_xact_lock key serializing claims
 _COLS = codec.RUN_COLUMNS
 _CHILDREN = f"SELECT {_COLS} FROM runs WHERE parent_run_id = $1 ORDER BY created_at, n"
 _RUN_BY_KEY = f"SELECT {_COLS} FROM runs WHERE idempotency_key = $1"
-_CLAIMABLE = f"""
-    SELECT {_COLS} FROM (
-        SELECT DISTINCT ON (session_id) * FROM runs WHERE status = 'queued'
-        ORDER BY session_id, created_at, n
-    ) AS q
-    WHERE NOT EXISTS (
-        SELECT 1 FROM runs AS a WHERE a.session_id = q.session_id
-        AND a.status IN ('running', 'waiting'))
-    ORDER BY created_at, n LIMIT $1"""
-_CLAIM = (
-    "UPDATE runs SET status = 'running', owner = $1, lease_until = $2, attempt = attempt + 1 "
-    f"WHERE id = $3 AND status = 'queued' RETURNING {_COLS}"
+# One statement claims the whole batch: the oldest queued run of each session without an
+# active run, however many there are (a claim holds the advisory lock for milliseconds).
+_CLAIM = f"""
+    WITH pick AS (
+        SELECT q.id FROM (
+            SELECT DISTINCT ON (session_id) id, session_id, created_at, n FROM runs
+            WHERE status = 'queued' ORDER BY session_id, created_at, n
+        ) AS q
+        WHERE NOT EXISTS (
+            SELECT 1 FROM runs AS a WHERE a.session_id = q.session_id
+            AND a.status IN ('running', 'waiting'))
+        ORDER BY q.created_at, q.n LIMIT $1
+    )
+    UPDATE runs AS r SET status = 'running', owner = $2, lease_until = $3, attempt = r.attempt + 1
+    FROM pick WHERE r.id = pick.id AND r.status = 'queued'
+    RETURNING {", ".join("r." + c.strip() for c in _COLS.split(","))}"""
+# The first claim of a run stores its user message: one session row lock, then one INSERT.
+_TOUCH_SESSIONS = (
+    "UPDATE sessions SET updated_at = GREATEST(updated_at, $2) WHERE id = ANY($1::text[])"
 )
+_FIRST_MESSAGES = f"""
+    INSERT INTO messages ({codec.MESSAGE_COLUMNS})
+    SELECT u.session_id, (SELECT COALESCE(MAX(seq), 0) FROM messages AS m
+                          WHERE m.session_id = u.session_id) + 1,
+           u.run_id, 'user', u.content, NULL, NULL, NULL, 0, $4
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS u(session_id, run_id, content)"""
 _UPSERT_EXECUTOR = (
     f"INSERT INTO executors ({codec.EXECUTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) "
     "ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at"
@@ -76,6 +89,34 @@ _PUT_STEP = (
     "idempotency_key = excluded.idempotency_key, attempt = excluded.attempt, "
     "created_at = excluded.created_at, finished_at = excluded.finished_at"
 )
+# A journaled step in one statement (one round trip, one commit). The UPDATE of the run is
+# the fence: it locks the row and matches only while `owner` still holds the run; the
+# other parts hang off its result, so a fenced-out step writes nothing.
+_COMMIT_STEP = f"""
+    WITH fence AS (
+        UPDATE runs SET input_tokens = $26, output_tokens = $27, cached_input_tokens = $28
+        WHERE id = $1 AND ($2::text IS NULL OR (owner = $2 AND status IN ('running', 'waiting')))
+        RETURNING id
+    ), touched AS (
+        UPDATE sessions SET updated_at = GREATEST(updated_at, $4)
+        WHERE id = $3 AND EXISTS (SELECT 1 FROM fence) RETURNING id
+    ), msg AS (
+        INSERT INTO messages ({codec.MESSAGE_COLUMNS})
+        SELECT $3, (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = $3) + 1,
+               $1, $5, $6, $7::json, $8, $9, $10, $4
+        FROM touched RETURNING seq
+    ), call AS (
+        INSERT INTO tool_calls ({codec.TOOL_CALL_COLUMNS})
+        SELECT $1, $3, $11, $12, $13, $14, $15, $16, $17 FROM touched WHERE $11::text IS NOT NULL
+    ), step AS (
+        INSERT INTO run_steps ({codec.STEP_COLUMNS})
+        SELECT $1, $18, $19, $20, $21, $22, $23, $24, $25 FROM touched
+        ON CONFLICT (run_id, step_no) DO UPDATE SET kind = excluded.kind,
+            status = excluded.status, call_id = excluded.call_id,
+            idempotency_key = excluded.idempotency_key, attempt = excluded.attempt,
+            created_at = excluded.created_at, finished_at = excluded.finished_at
+    )
+    SELECT (SELECT count(*) FROM fence), (SELECT count(*) FROM touched), (SELECT seq FROM msg)"""
 _SET_USAGE = (
     "UPDATE runs SET input_tokens = $1, output_tokens = $2, cached_input_tokens = $3 WHERE id = $4"
 )
@@ -180,20 +221,18 @@ class PostgresRuns:
 
     async def claim_runs(self, owner: str, *, limit: int, lease_seconds: float) -> list[RunRecord]:
         async def work(conn: Any) -> list[RunRecord]:
-            claimed: list[RunRecord] = []
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", _CLAIM_LOCK)
                 now = self._now()
-                for row in await conn.fetch(_CLAIMABLE, limit):
-                    run = pgc.run_from_row(row)
-                    with lane(run.session_id):
-                        row = await conn.fetchrow(_CLAIM, owner, now + lease_seconds, run.id)
-                    if row is None:
-                        continue
-                    if run.attempt == 0 and run.input is not None:
-                        user = Message(role="user", content=run.input)
-                        await append(conn, run.session_id, run.id, [user], now)
-                    claimed.append(pgc.run_from_row(row))
+                with lane("(claimed)"):
+                    rows = await conn.fetch(_CLAIM, limit, owner, now + lease_seconds)
+                claimed = [pgc.run_from_row(row) for row in rows]
+                first = [r for r in claimed if r.attempt == 1 and r.input is not None]
+                if first:
+                    sessions = [r.session_id for r in first]
+                    await conn.execute(_TOUCH_SESSIONS, sessions, now)
+                    texts = [pgc.put_text(r.input) for r in first]
+                    await conn.execute(_FIRST_MESSAGES, sessions, [r.id for r in first], texts, now)
             return claimed
 
         return await self._call("claiming queued runs", work)
@@ -272,6 +311,58 @@ class PostgresRuns:
         usage: Usage,
         owner: str | None,
         tool_call: ToolCallRecord | None = None,
+    ) -> list[MessageRecord]:
+        u = usage
+        if len(messages) != 1:
+            return await self._commit_step_in_parts(
+                step,
+                session_id=session_id,
+                messages=messages,
+                usage=usage,
+                owner=owner,
+                tool_call=tool_call,
+            )
+        now = self._now()
+        message = pgc.message_params(MessageRecord(session_id, 0, step.run_id, messages[0], now))
+        call = pgc.tool_call_params(tool_call)[2:] if tool_call is not None else (None,) * 7
+        params = (
+            *(step.run_id, owner, session_id, now),
+            *message[3:9],
+            *call,
+            *codec.step_params(step)[1:],
+            *(u.input_tokens, u.output_tokens, u.cached_input_tokens),
+        )
+
+        async def work(conn: Any) -> list[MessageRecord]:
+            with missing(f"run {step.run_id!r}"):
+                fenced, touched, seq = await conn.fetchrow(_COMMIT_STEP, *params)
+            if not fenced:
+                if owner is not None:
+                    raise LeaseLostError(
+                        f"run {step.run_id!r} is no longer held by {owner!r}; "
+                        "another process took it over"
+                    )
+                raise StoreError(
+                    f"cannot journal a step of run {step.run_id!r}: it does not exist."
+                )
+            if not touched:
+                raise StoreError(
+                    f"cannot append messages to session {session_id!r}: it does not exist. "
+                    "Create the session first."
+                )
+            return [MessageRecord(session_id, seq, step.run_id, messages[0], now)]
+
+        return await self._call("journaling a step", work, session=session_id)
+
+    async def _commit_step_in_parts(
+        self,
+        step: StepRecord,
+        *,
+        session_id: str,
+        messages: list[Message],
+        usage: Usage,
+        owner: str | None,
+        tool_call: ToolCallRecord | None,
     ) -> list[MessageRecord]:
         u = usage
 

@@ -141,7 +141,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at       REAL NOT NULL,
             finished_at      REAL,
             PRIMARY KEY (run_id, step_no)
-        )""",
+        ) WITHOUT ROWID""",
         """CREATE TABLE executors (
             id            TEXT PRIMARY KEY,
             kind          TEXT NOT NULL,

@@ -255,11 +255,12 @@ class SQLiteRuns:
                 if tool_call is not None:
                     conn.execute(_INSERT_TOOL_CALL, codec.tool_call_params(tool_call))
                 conn.execute(_PUT_STEP, codec.step_params(step))
-                u = usage
-                conn.execute(
-                    _SET_USAGE,
-                    (u.input_tokens, u.output_tokens, u.cached_input_tokens, step.run_id),
-                )
+                if step.kind == "model":  # only model calls change the usage
+                    u = usage
+                    conn.execute(
+                        _SET_USAGE,
+                        (u.input_tokens, u.output_tokens, u.cached_input_tokens, step.run_id),
+                    )
             return records
 
         return await self._call("journaling a step", work)

@@ -15,9 +15,11 @@ INSERT_RUN = (
     f"INSERT INTO runs ({codec.RUN_COLUMNS}) VALUES ({codec.placeholders(codec.RUN_COLUMNS)})"
 )
 _TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
-_LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE session_id = ?"
-_INSERT_MESSAGE = (
-    f"INSERT INTO messages ({codec.MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# The next seq and the row in one statement (one message at a time: seq stays gap-free).
+_APPEND_MESSAGE = (
+    f"INSERT INTO messages ({codec.MESSAGE_COLUMNS}) "
+    "SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ? FROM messages "
+    "WHERE session_id = ? RETURNING seq"
 )
 
 
@@ -59,15 +61,12 @@ def append(
             f"cannot append messages to session {session_id!r}: it does not exist. "
             "Create the session first."
         )
-    (last,) = conn.execute(_LAST_SEQ, (session_id,)).fetchone()
-    records = [
-        MessageRecord(session_id, last + i, run_id, m, now) for i, m in enumerate(messages, start=1)
-    ]
+    records = []
     with missing(f"run {run_id!r}"):
-        conn.executemany(
-            _INSERT_MESSAGE,
-            [codec.message_params(session_id, r.seq, run_id, r.message, now) for r in records],
-        )
+        for message in messages:
+            params = codec.message_params(session_id, 0, run_id, message, now)
+            row = conn.execute(_APPEND_MESSAGE, (params[0], *params[2:], session_id)).fetchone()
+            records.append(MessageRecord(session_id, row[0], run_id, message, now))
     return records
 
 

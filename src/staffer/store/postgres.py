@@ -55,6 +55,13 @@ T = TypeVar("T")
 CONNECT_TIMEOUT = 10.0  # seconds to wait for the server when opening a connection
 
 
+async def _no_reset(_conn: Any) -> None:
+    """The pool's reset between borrowers: nothing to undo. The store never changes session
+    state (no SET, LISTEN, cursors or session-level locks; its advisory locks are
+    transaction-scoped) and asyncpg rolls back an open transaction itself, so the default
+    reset query would only cost a round trip per call."""
+
+
 class PostgresStore(PostgresRuns, PostgresApiKeys, PostgresCompactions, PostgresBlackboard, Store):
     """A `Store` in a PostgreSQL database, shareable by several Staffer processes.
 
@@ -98,6 +105,7 @@ class PostgresStore(PostgresRuns, PostgresApiKeys, PostgresCompactions, Postgres
                 min_size=self.min_size,
                 max_size=self.max_size,
                 timeout=CONNECT_TIMEOUT,
+                reset=_no_reset,
             )
         except (OSError, TimeoutError, pg.PostgresError, pg.InterfaceError) as exc:
             raise connect_error(exc, self.where) from exc

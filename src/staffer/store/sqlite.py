@@ -15,7 +15,6 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -39,6 +38,7 @@ from staffer.store._sqlite_apikeys import SQLiteApiKeys
 from staffer.store._sqlite_blackboard import SQLiteBlackboard
 from staffer.store._sqlite_compactions import SQLiteCompactions
 from staffer.store._sqlite_runs import SQLiteRuns, fence
+from staffer.store._sqlite_thread import WorkerThread
 from staffer.store._sqlite_tx import INSERT_RUN, append
 from staffer.store._sqlite_tx import lane as _lane
 from staffer.store._sqlite_tx import missing as _missing
@@ -48,6 +48,7 @@ logger = logging.getLogger("staffer.store")
 
 T = TypeVar("T")
 
+CHECKPOINT_EVERY = 1.0  # seconds between background WAL checkpoints
 DEFAULT_BUSY_TIMEOUT = 5.0  # seconds to wait for another process's write lock
 
 # One constant per statement: sqlite3 caches prepared statements by SQL text.
@@ -111,34 +112,41 @@ class SQLiteStore(SQLiteRuns, SQLiteApiKeys, SQLiteCompactions, SQLiteBlackboard
     def __init__(self, path: Path | str, *, busy_timeout: float = DEFAULT_BUSY_TIMEOUT) -> None:
         self.path = Path(path)
         self.busy_timeout = busy_timeout
-        self._executor: ThreadPoolExecutor | None = None
+        self._worker: WorkerThread | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self._conn: sqlite3.Connection | None = None
         self._last_now = 0.0  # only touched on the worker thread
 
     # --- lifecycle ---------------------------------------------------------
 
     async def open(self) -> None:
-        if self._executor is not None:
+        if self._worker is not None:
             return
-        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="staffer-store")
+        worker = WorkerThread("staffer-store")
         try:
-            conn = await asyncio.get_running_loop().run_in_executor(executor, self._connect)
+            conn = await worker.run(self._connect)
         except BaseException:
-            executor.shutdown(wait=False)
+            worker.stop()
             raise
-        self._executor, self._conn = executor, conn
+        self._worker, self._conn = worker, conn
+        self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="sqlite-checkpoint")
         logger.info("store opened: %s", self.path)
 
     async def close(self) -> None:
-        executor, conn = self._executor, self._conn
-        if executor is None or conn is None:
+        worker, conn = self._worker, self._conn
+        if worker is None or conn is None:
             return
         # New calls are refused from here on; calls already queued still run first.
-        self._executor = self._conn = None
+        self._worker = self._conn = None
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
         try:
-            await asyncio.get_running_loop().run_in_executor(executor, _close, conn)
+            await worker.run(_close, conn)
         finally:
-            executor.shutdown(wait=False)
+            worker.stop()
         logger.info("store closed: %s", self.path)
 
     def _connect(self) -> sqlite3.Connection:
@@ -163,6 +171,26 @@ class SQLiteStore(SQLiteRuns, SQLiteApiKeys, SQLiteCompactions, SQLiteBlackboard
             raise
         return conn
 
+    async def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database every `CHECKPOINT_EVERY` seconds, on a thread and
+        connection of its own, so the fsyncs of a checkpoint never land inside the commit
+        of a step (SQLite's automatic checkpoint is only a safety net, at 10,000 pages)."""
+        worker = WorkerThread("staffer-checkpoint")
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = await worker.run(_checkpoint_connection, self.path, self.busy_timeout)
+            while True:
+                await asyncio.sleep(CHECKPOINT_EVERY)
+                try:
+                    await worker.run(conn.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:
+                    logger.warning("%s: checkpoint failed: %s", self.path, exc)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(worker.run(conn.close))
+            worker.stop()
+
     def _create_file(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
@@ -176,14 +204,13 @@ class SQLiteStore(SQLiteRuns, SQLiteApiKeys, SQLiteCompactions, SQLiteBlackboard
 
     async def _call(self, doing: str, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` on the worker thread, translating sqlite errors."""
-        executor, conn = self._executor, self._conn
-        if executor is None or conn is None:
+        worker, conn = self._worker, self._conn
+        if worker is None or conn is None:
             raise StoreError(
                 f"the store at {self.path} is not open; use `async with store:` or "
                 "`await store.open()` first."
             )
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, self._guarded, conn, doing, fn)
+        return await worker.run(self._guarded, conn, doing, fn)
 
     def _guarded(
         self, conn: sqlite3.Connection, doing: str, fn: Callable[[sqlite3.Connection], T]
@@ -405,7 +432,14 @@ def _configure(conn: sqlite3.Connection, path: Path, busy_timeout: float) -> Non
             "%s: WAL mode unavailable (journal_mode=%s); writes will be slower", path, mode
         )
     conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA wal_autocheckpoint = 10000")  # the store checkpoints in the background
     conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _checkpoint_connection(path: Path, busy_timeout: float) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    return conn
 
 
 def _close(conn: sqlite3.Connection) -> None:
