@@ -23,7 +23,8 @@ def test_every_setting_is_documented_and_in_the_template() -> None:
     docs, template = render_config_docs(), render_config_template()
     for setting in iter_settings():
         assert f"| `{setting.key}` | {setting.type_name} |" in docs
-        assert f"\n# {setting.key} = " in template
+        unset = setting.default is None  # shown as an example: TOML has no "unset"
+        assert f"\n# {'e.g. ' if unset else ''}{setting.key} = " in template
         assert setting.help.split()[0] in template
 
 

@@ -69,6 +69,9 @@ TABLE_SECTIONS: tuple[tuple[str, type], ...] = (
     ("[bindings]", BindingSettings),
 )
 
+#: A value of each setting type, for messages and the template's examples.
+EXAMPLES = {str: '"text"', int: "8765", float: "60.0", bool: "true", tuple: '["a", "b"]'}
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Setting:
@@ -437,7 +440,10 @@ def render_config_template() -> str:
         for s in iter_settings():
             if s.section == section:
                 lines.extend(_comment(s.help))
-                lines.append(f"# {s.key} = {toml_value(s.default)}")
+                if s.default is None:  # unset: TOML cannot spell it, so show an example
+                    lines.append(f"# e.g. {s.key} = {EXAMPLES[s.type]}")
+                else:
+                    lines.append(f"# {s.key} = {toml_value(s.default)}")
                 lines.append("")
         if lines[-1] == "":
             lines.pop()

@@ -13,7 +13,14 @@ import typing
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
-from staffer.config._docs import Setting, iter_sections, iter_settings, settings_of, toml_value
+from staffer.config._docs import (
+    EXAMPLES,
+    Setting,
+    iter_sections,
+    iter_settings,
+    settings_of,
+    toml_value,
+)
 from staffer.config._model import (
     BUSY_MODES,
     AliasSettings,
@@ -37,7 +44,6 @@ from staffer.router._types import (
 _TOML_POSITION = re.compile(r"^(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-_EXAMPLES = {str: '"text"', int: "8765", float: "60.0", bool: "true", tuple: '["a", "b"]'}
 _ROUTING = ("router", "deployments", "aliases", "splits", "tiers")
 _TABLES = (*_ROUTING, "agents", "bindings")  # read by their own modules
 
@@ -200,7 +206,7 @@ def _article(noun: str) -> str:
 
 def _example(setting: Setting) -> str:
     if setting.default in ("", None):
-        return _EXAMPLES[setting.type]
+        return EXAMPLES[setting.type]
     return toml_value(setting.default)
 
 
