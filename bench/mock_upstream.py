@@ -8,7 +8,10 @@ being the bottleneck at a thousand requests per second on one core.
   a finish chunk, a usage chunk when ``stream_options.include_usage`` is true, and
   ``data: [DONE]``. Every SSE event is its own HTTP chunk, written when it is due.
 - Not streamed: the whole answer when its last chunk would have been sent
-  (``latency + (chunks - 1) * gap``), so both modes take the same time.
+  (``latency + (chunks - 1) * gap``), so both modes take the same time. Chunk ``i`` is
+  due at ``latency + i * gap`` after the request: each sleep's overshoot (0.1-0.2 ms
+  under load) must not add up over the chunks, or a stream would end later than the
+  same answer not streamed.
 - ``GET /v1/models`` lists ``mock``; ``GET /health`` answers ``ok``.
 
     python -m bench.mock_upstream --port 9000 [--latency-ms 20] [--chunks 10] [--gap-ms 1]
@@ -90,6 +93,8 @@ class Upstream:
             f'data: {{"id":"chatcmpl-mock","object":"chat.completion.chunk","created":'
             f'{int(time.time())},"model":{model},"choices":[{{"index":0,"delta":'
         )
+        loop = asyncio.get_running_loop()
+        first = loop.time() + self.latency
         await asyncio.sleep(self.latency)
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
@@ -99,7 +104,7 @@ class Upstream:
         for i, text in enumerate(self.texts):
             if i:
                 await writer.drain()
-                await asyncio.sleep(self.gap)
+                await asyncio.sleep(max(0.0, first + i * self.gap - loop.time()))
             _chunk(writer, head + f'{{"content":"{text}"}},"finish_reason":null}}]}}\n\n')
         _chunk(writer, head + '{},"finish_reason":"stop"}]}\n\n')
         if options.get("include_usage"):

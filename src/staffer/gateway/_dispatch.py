@@ -36,7 +36,7 @@ class V1Dispatch:
         self.api = BodyLimitMiddleware(api, max_bytes=max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and get_route_path(scope).startswith("/v1/"):
+        if scope["type"] == "http" and get_route_path(scope).startswith(PREFIX + "/"):
             scope["app"] = self.app
             scope["root_path"] = scope.get("root_path", "") + PREFIX
             await self.api(scope, receive, send)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
@@ -45,8 +46,15 @@ from staffer.gateway._openai_wire import (
     parse_request,
 )
 from staffer.gateway._state import GatewayState
-from staffer.models import Model, ModelEvent, ResponseBuilder, TextDelta, ToolCallDelta, Usage
-from staffer.models._http import encode_json
+from staffer.models import (
+    Finish,
+    Model,
+    ModelEvent,
+    ResponseBuilder,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from staffer.router import RouterConfig
 
 logger = logging.getLogger("staffer.gateway")
@@ -176,24 +184,63 @@ class OpenAIApi:
                 return owner.user, owner.key_id
         return None if self._admin is not None else ("local", "")
 
-    async def _answer(self, send: Send, model: Model, chat: ChatRequest) -> None:
-        if chat.stream:
-            await _stream(send, model, chat)
-            return
-        builder = ResponseBuilder()
+
+class _HangUp:
+    """Cancels the request's task if the client hangs up (so the upstream call stops),
+    until `stop` is called.
+
+    An answer calls `stop` as soon as its last byte is sent: the server reports a
+    finished response as a disconnect, and what still runs then (the router's metrics
+    and cost records, a cache fill) must not be cancelled.
+    """
+
+    __slots__ = ("_start", "_watcher", "gone", "task")
+
+    def __init__(self, receive: Receive) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.gone = False
+        self._watcher: asyncio.Task[None] | None = None
+        # The watcher starts once the request's task yields: creating a task costs
+        # more than scheduling a callback, and the upstream request goes out first.
+        self._start = task.get_loop().call_soon(self._watch, receive)
+
+    def _watch(self, receive: Receive) -> None:
+        self._watcher = asyncio.create_task(self._wait(receive))
+
+    async def _wait(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self.task.cancel()
+
+    def stop(self) -> None:
+        self._start.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
+
+
+async def _answer(send: Send, model: Model, chat: ChatRequest, hang_up: _HangUp) -> None:
+    """A non-streamed answer, sent as soon as the model's Finish event arrives."""
+    builder = ResponseBuilder()
+    events = model.stream(chat.request)
+    async with aclosing(events):  # type: ignore[type-var]
         try:
-            async for event in model.stream(chat.request):
+            async for event in events:
                 builder.add(event)
+                if isinstance(event, Finish):
+                    break
         except ProviderError as exc:
             await _provider_error(send, exc, chat.model, model)
             return
-        await _json(send, 200, encode_json(completion(chat.model, builder.build())))
+        await _json(send, 200, completion(chat.model, builder.build()))
+        await _finish(events, chat.model, hang_up)
 
 
-async def _stream(send: Send, model: Model, chat: ChatRequest) -> None:
+async def _stream(send: Send, model: Model, chat: ChatRequest, hang_up: _HangUp) -> None:
     writer = ChunkWriter(chat.model)
     usage = Usage()
-    finished = False
     events = model.stream(chat.request)
     async with aclosing(events):  # type: ignore[type-var]
         try:
@@ -215,50 +262,44 @@ async def _stream(send: Send, model: Model, chat: ChatRequest) -> None:
                     out += writer.tool_call(event)
                 elif isinstance(event, Usage):
                     usage = usage + event
-                else:
+                else:  # Finish, the last event: the end of the stream goes out with it
                     out += writer.finish(event.reason)
-                    finished = True
+                    break
                 if out:
                     await send(
                         {"type": "http.response.body", "body": out.encode(), "more_body": True}
                     )
                     out = ""
                 event = await anext(events, None)
+            else:
+                out += writer.finish("stop")
         except ProviderError as exc:
             # Headers are gone: report it the way OpenAI does mid-stream, as an error chunk.
             kind, code = _kind_of(exc)
             error = error_body(_message(exc), kind, code).decode()
             await send({"type": "http.response.body", "body": f"data: {error}\n\n".encode()})
             return
-    if not finished:
-        out += writer.finish("stop")
-    if chat.include_usage:
-        out += writer.usage(usage)
-    await send({"type": "http.response.body", "body": out.encode() + DONE})
+        if chat.include_usage:
+            out += writer.usage(usage)
+        await send({"type": "http.response.body", "body": out.encode() + DONE})
+        await _finish(events, chat.model, hang_up)
 
 
-async def _until_disconnect(answer: Any, receive: Receive) -> None:
-    """Run `answer`, cancelling it if the client hangs up (so the upstream call stops)."""
-    task = asyncio.current_task()
-    assert task is not None
-    gone = False
+async def _finish(events: AsyncIterator[ModelEvent], name: str, hang_up: _HangUp) -> None:
+    """Read a stream past its Finish event to its end, once the answer is on its way.
 
-    async def watch() -> None:
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        gone = True
-        task.cancel()
-
-    watcher = asyncio.create_task(watch())
+    The layers below do their bookkeeping when their streams end (the router records
+    the attempt for metrics and costs, the cache stores the answer); the caller need
+    not wait for it, and neither should other requests: yield to them first. Nothing
+    should follow Finish: what does is logged and dropped.
+    """
+    hang_up.stop()
+    await asyncio.sleep(0)
     try:
-        await answer
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        task.uncancel()
-    finally:
-        watcher.cancel()
+        async for event in events:
+            logger.warning("model %s sent a %s event after its Finish; dropped", name, event.type)
+    except ProviderError as exc:
+        logger.warning("model %s failed after its answer was sent: %s", name, _message(exc))
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -23,6 +23,7 @@ from staffer.models import (
     ToolSpec,
     Usage,
 )
+from staffer.models._http import loads
 
 _quote = json.encoder.encode_basestring_ascii
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -161,9 +162,12 @@ def _positive_int(body: dict[str, Any], key: str) -> int | None:
 def parse_request(raw: bytes) -> ChatRequest:
     """Parse a request body; raises WireError naming the field that is wrong."""
     try:
-        body = json.loads(raw)
-    except ValueError as exc:
-        raise WireError(f"the body is not valid JSON ({exc})") from exc
+        body = loads(raw)  # the stream chunks' parser: UTF-8, no encoding sniffing
+    except ValueError:
+        try:
+            body = json.loads(raw)  # a BOM or UTF-16, or the precise error
+        except ValueError as exc:
+            raise WireError(f"the body is not valid JSON ({exc})") from exc
     if not isinstance(body, dict):
         raise WireError("the body must be a JSON object")
     model = body.get("model")
@@ -194,13 +198,13 @@ def parse_request(raw: bytes) -> ChatRequest:
     )
 
 
-def _usage(usage: Usage) -> dict[str, Any]:
-    return {
-        "prompt_tokens": usage.input_tokens,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": usage.cached_input_tokens},
-    }
+def _usage(usage: Usage) -> str:
+    """The ``usage`` object's JSON."""
+    i, o = usage.input_tokens, usage.output_tokens
+    return (
+        f'{{"prompt_tokens":{i},"completion_tokens":{o},"total_tokens":{i + o},'
+        f'"prompt_tokens_details":{{"cached_tokens":{usage.cached_input_tokens}}}}}'
+    )
 
 
 def finish_reason(reason: str) -> str:
@@ -248,41 +252,35 @@ class ChunkWriter:
 
     def usage(self, usage: Usage) -> str:
         head = self._head[: self._head.index('"choices"')]
-        return f'{head}"choices":[],"usage":{json.dumps(_usage(usage))}}}\n\n'
+        return f'{head}"choices":[],"usage":{_usage(usage)}}}\n\n'
 
 
-def completion(model: str, response: ModelResponse) -> dict[str, Any]:
-    """The ``chat.completion`` object for a whole (non-streamed) answer."""
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": response.text if response.text or not response.tool_calls else None,
-        "refusal": None,
-    }
+def completion(model: str, response: ModelResponse) -> bytes:
+    """The ``chat.completion`` JSON for a whole (non-streamed) answer.
+
+    Rendered from a template like the stream chunks (a quarter of the cost of building
+    the object and encoding it); the keys are in OpenAI's order.
+    """
+    content = _quote(response.text) if response.text or not response.tool_calls else "null"
+    calls = ""
     if response.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": c.id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments},
-            }
-            for c in response.tool_calls
-        ]
-    return {
-        "id": "chatcmpl-" + secrets.token_hex(12),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "system_fingerprint": None,
-        "choices": [
-            {
-                "index": 0,
-                "message": message,
-                "logprobs": None,
-                "finish_reason": finish_reason(response.finish_reason),
-            }
-        ],
-        "usage": _usage(response.usage),
-    }
+        calls = (
+            ',"tool_calls":['
+            + ",".join(
+                f'{{"id":{_quote(c.id)},"type":"function","function":'
+                f'{{"name":{_quote(c.name)},"arguments":{_quote(c.arguments)}}}}}'
+                for c in response.tool_calls
+            )
+            + "]"
+        )
+    return (
+        f'{{"id":"chatcmpl-{secrets.token_hex(12)}","object":"chat.completion",'
+        f'"created":{int(time.time())},"model":{_quote(model)},"system_fingerprint":null,'
+        f'"choices":[{{"index":0,"message":{{"role":"assistant","content":{content},'
+        f'"refusal":null{calls}}},"logprobs":null,'
+        f'"finish_reason":"{finish_reason(response.finish_reason)}"}}],'
+        f'"usage":{_usage(response.usage)}}}'
+    ).encode()
 
 
 def error_body(message: str, kind: str, code: str | None, param: str | None = None) -> bytes:

@@ -4,6 +4,7 @@ and benchmarks. The socket is bound here, so a port in use is a clear ConfigErro
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -114,20 +115,24 @@ def serve(
                 return
             await asyncio.sleep(0.01)
         install_reload_signal(app)  # SIGHUP re-reads the routing tables
+        # What start-up built lives as long as the process: keep it out of the collector's
+        # full passes, which otherwise scan it all and stall every request for 20-40 ms.
+        gc.freeze()
         print(f"Staffer is running at {url}", flush=True)
         print(f"Open the web chat: {url}/#token={token}" if token else url, flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         await task
 
     try:
-        _run(main())
+        run_loop(main())
     finally:
         sock.close()
     if not server.started:
         sys.exit(1)
 
 
-def _run(coro: object) -> None:
+def run_loop(coro: object) -> None:
+    """Run `coro` to the end on uvloop (asyncio where uvloop is missing)."""
     try:
         import uvloop
 

@@ -95,9 +95,12 @@ def loads(data: bytes) -> Any:
     return value
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def encode_json(body: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON; a lone surrogate (broken text from a tool) becomes "?"."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+    return _encode(body).encode("utf-8", "replace")
 
 
 def truncate(body: str, limit: int = BODY_LIMIT) -> str:
