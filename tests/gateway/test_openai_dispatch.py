@@ -9,27 +9,14 @@ from typing import Any
 
 import httpx
 from starlette.testclient import TestClient
-from tests.conftest import LiveGateway, write_model_config
-from tests.gateway.test_openai_api import GREETING, SCENARIO, create_key
+from tests.conftest import LiveGateway
+from tests.gateway.test_openai_api import GREETING, SCENARIO, create_key, with_router
 
 from staffer.config import load_config
 from staffer.gateway import create_app
 
 Start = Callable[..., LiveGateway]
 CHAT = "/v1/chat/completions"
-
-
-def with_router(gw: LiveGateway, extra: str = "") -> None:
-    assert gw.server is not None
-    url = gw.server.openai_base_url
-    write_model_config(
-        gw.home,
-        gw.server,
-        f'[deployments.primary]\nprovider = "openai"\nmodel = "scripted"\nbase_url = "{url}"\n'
-        "price_input = 1.0\nprice_output = 2.0\nmax_retries = 0\n"
-        '[aliases.fast]\ndeployments = ["primary"]\n' + extra,
-    )
-    gw.restart()
 
 
 def ask(**extra: Any) -> dict[str, Any]:

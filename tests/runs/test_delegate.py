@@ -130,3 +130,41 @@ def test_background_delegation_and_a_peer_message_run_as_nested_runs(live_gatewa
         messages = client.get(f"/api/sessions/{peer['session_id']}").json()["messages"]
         assert messages[0]["content"] == "Message from agent main:\nlook up: fyi"
         assert messages[-1]["content"] == "found it: 42"
+
+
+PARALLEL: dict[str, Any] = {
+    "scripts": [
+        SCENARIO["scripts"][0],
+        {
+            "match": "two at once",
+            "steps": [
+                {
+                    "tool_calls": [
+                        {
+                            "name": "delegate",
+                            "arguments": {
+                                "agent": "researcher",
+                                "task": f"do the impossible, part {n}",
+                                "background": True,
+                            },
+                        }
+                        for n in (1, 2)
+                    ]
+                },
+                {"text": "asked"},
+            ],
+        },
+    ]
+}
+
+
+def test_delegations_at_once_are_limited(live_gateway):
+    gw = live_gateway(PARALLEL, config=AGENTS + "[runs]\ndelegate_max_parallel = 1\n")
+    with gw.client() as client:
+        session = client.post("/api/sessions").json()["id"]
+        assert stream_turn(client, session, "two at once")[-1]["text"] == "asked"
+        first, second = _tool_results(client.get(f"/api/sessions/{session}").json())
+        assert first["status"] == "started"
+        assert second["status"] == "failed"
+        assert "the most at once is 1" in second["error"]
+        assert "delegation_result" in second["hint"]

@@ -78,6 +78,7 @@ def build_agents(
     broker: RunBroker | None = None,
     delegate_max_depth: int = 2,
     delegate_timeout: float = 600.0,
+    delegate_max_parallel: int = 4,
 ) -> dict[str, Agent]:
     """An `Agent` per configured agent, by name, ``main`` first.
 
@@ -100,6 +101,7 @@ def build_agents(
             peers=peers,
             max_depth=delegate_max_depth,
             timeout=delegate_timeout,
+            max_parallel=delegate_max_parallel,
         )
 
     agents: dict[str, Agent] = {}

@@ -465,6 +465,9 @@ def _check_runs(config: Config) -> None:
         _bad("runs.max_concurrent", "must be at least 1", "use e.g. 64")
     if r.max_attempts < 1:
         _bad("runs.max_attempts", "must be at least 1", "use e.g. 5")
+    for key in ("delegate_max_depth", "delegate_max_parallel"):
+        if getattr(r, key) < 1:
+            _bad(f"runs.{key}", "must be at least 1", "use e.g. 2")
     budget = config.agent.budget_usd_per_day
     if budget is not None and budget <= 0:
         _bad(

@@ -407,6 +407,9 @@ class RunsConfig:
     delegate_timeout: float = _setting(
         600.0, "Seconds a foreground delegation waits for the other agent's answer."
     )
+    delegate_max_parallel: int = _setting(
+        4, "Most delegations of one run working at once (background ones count until done)."
+    )
 
 
 @dataclass(frozen=True, slots=True)

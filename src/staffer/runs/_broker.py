@@ -50,6 +50,13 @@ class RunBroker:
     async def get(self, run_id: str) -> RunRecord | None:
         return await self.store.get_run(run_id)
 
+    async def get_by_key(self, key: str) -> RunRecord | None:
+        return await self.store.find_run(key)
+
+    async def active_children(self, run_id: str) -> int:
+        children = await self.store.list_child_runs(run_id)
+        return sum(child.status in _ACTIVE for child in children)
+
     async def wait(self, run_id: str, seconds: float) -> RunRecord:
         deadline = time.monotonic() + seconds
         event = self._finished.setdefault(run_id, asyncio.Event())

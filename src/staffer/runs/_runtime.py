@@ -29,6 +29,7 @@ def make_executor(
         broker=broker,
         delegate_max_depth=r.delegate_max_depth,
         delegate_timeout=r.delegate_timeout,
+        delegate_max_parallel=r.delegate_max_parallel,
     )
     executor = Executor(
         store,

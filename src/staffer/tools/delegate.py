@@ -43,7 +43,12 @@ class RunBroker(Protocol):
 
     async def depth(self, run_id: str) -> int: ...
 
+    async def get_by_key(self, key: str) -> RunRecord | None: ...
+
     async def get(self, run_id: str) -> RunRecord | None: ...
+
+    async def active_children(self, run_id: str) -> int:
+        """How many runs started on behalf of `run_id` are still queued or running."""
 
 
 def _peers_help(peers: Mapping[str, str]) -> str:
@@ -85,9 +90,11 @@ class DelegateTool(_PeerTool):
         peers: Mapping[str, str],
         max_depth: int,
         timeout: float,
+        max_parallel: int = 4,
     ) -> None:
         super().__init__(broker, agent=agent, peers=peers)
         self.max_depth = max_depth
+        self.max_parallel = max_parallel
         self.timeout = timeout
         self.max_seconds = timeout + 5.0  # the loop's limit for this tool
         self.description = (
@@ -116,6 +123,15 @@ class DelegateTool(_PeerTool):
                 None,
                 f"delegation depth {depth} is over the limit of {self.max_depth}",
                 "do the sub-task yourself",
+            )
+        busy = await self.broker.active_children(ctx.run_id)
+        if busy >= self.max_parallel and await self.broker.get_by_key(ctx.idempotency_key) is None:
+            return _failure(
+                peer,
+                None,
+                f"{busy} delegations of this run are still working, the most at once is "
+                f"{self.max_parallel}",
+                "collect a background result with delegation_result first, or do it yourself",
             )
         run = await self.broker.submit(
             agent=peer,
@@ -235,10 +251,18 @@ def delegation_tools(
     peers: Mapping[str, str],
     max_depth: int,
     timeout: float,
+    max_parallel: int = 4,
 ) -> list[Tool]:
     """The tools for `agent` to work with `peers` (name → description)."""
     return [
-        DelegateTool(broker, agent=agent, peers=peers, max_depth=max_depth, timeout=timeout),
+        DelegateTool(
+            broker,
+            agent=agent,
+            peers=peers,
+            max_depth=max_depth,
+            timeout=timeout,
+            max_parallel=max_parallel,
+        ),
         DelegationResultTool(broker, peers=peers, max_wait=timeout),
         SendToAgentTool(broker, agent=agent, peers=peers),
     ]
