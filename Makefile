@@ -38,6 +38,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python -m bench.turn_overhead
 	$(BIN)/python -m bench.startup
 	$(BIN)/python -m bench.gateway
+	$(BIN)/python -m bench.runs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
