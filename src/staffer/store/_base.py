@@ -313,13 +313,6 @@ class Store(ABC):
     async def list_runs(self, session_id: str) -> list[RunRecord]:
         """Oldest first."""
 
-    @abstractmethod
-    async def interrupt_unfinished_runs(self, error: str) -> list[RunRecord]:
-        """Mark every queued/running/waiting run failed with `error`; return them as they were.
-
-        Called at start-up: a run still open then was cut off by a crash or a kill.
-        """
-
     # durable runs: the queue, leases and the step journal
     @abstractmethod
     async def enqueue_run(

@@ -46,13 +46,6 @@ FINISH_RUN = (
 )
 GET_RUN = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE id = $1"
 LIST_RUNS = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE session_id = $1 ORDER BY created_at, n"
-UNFINISHED_RUNS = (
-    f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running', 'waiting') "
-    "ORDER BY created_at, n FOR UPDATE"
-)
-INTERRUPT_RUNS = (
-    "UPDATE runs SET status = 'failed', finished_at = $1, error = $2 WHERE id = ANY($3::text[])"
-)
 INSERT_TOOL_CALL = (
     f"INSERT INTO tool_calls ({codec.TOOL_CALL_COLUMNS}) "
     f"VALUES ({numbered(codec.TOOL_CALL_COLUMNS)})"

@@ -291,17 +291,6 @@ class PostgresStore(PostgresRuns, PostgresApiKeys, PostgresCompactions, Postgres
 
         return await self._call("listing runs", work)
 
-    async def interrupt_unfinished_runs(self, error: str) -> list[RunRecord]:
-        async def work(conn: Any) -> list[RunRecord]:
-            async with conn.transaction():
-                runs = [pgc.run_from_row(r) for r in await conn.fetch(pgc.UNFINISHED_RUNS)]
-                if runs:
-                    ids = [run.id for run in runs]
-                    await conn.execute(pgc.INTERRUPT_RUNS, self._now(), pgc.put_text(error), ids)
-            return runs
-
-        return await self._call("closing interrupted runs", work)
-
     # --- tool calls --------------------------------------------------------
 
     async def record_tool_call(self, record: ToolCallRecord) -> None:

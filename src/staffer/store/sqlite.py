@@ -65,11 +65,6 @@ _FINISH_RUN = (
 )
 _GET_RUN = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE id = ?"
 _LIST_RUNS = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE session_id = ? ORDER BY created_at, rowid"
-_UNFINISHED_RUNS = (
-    f"SELECT {codec.RUN_COLUMNS} FROM runs "
-    "WHERE status IN ('queued', 'running', 'waiting') ORDER BY created_at, rowid"
-)
-_INTERRUPT_RUN = "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?"
 _INSERT_TOOL_CALL = (
     f"INSERT INTO tool_calls ({codec.TOOL_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
@@ -329,16 +324,6 @@ class SQLiteStore(SQLiteRuns, SQLiteApiKeys, SQLiteCompactions, SQLiteBlackboard
             return [codec.run_from_row(r) for r in conn.execute(_LIST_RUNS, (session_id,))]
 
         return await self._call("listing runs", work)
-
-    async def interrupt_unfinished_runs(self, error: str) -> list[RunRecord]:
-        def work(conn: sqlite3.Connection) -> list[RunRecord]:
-            with _write(conn):
-                runs = [codec.run_from_row(r) for r in conn.execute(_UNFINISHED_RUNS)]
-                now = self._now()
-                conn.executemany(_INTERRUPT_RUN, [(now, error, run.id) for run in runs])
-            return runs
-
-        return await self._call("closing interrupted runs", work)
 
     # --- tool calls --------------------------------------------------------
 
