@@ -21,7 +21,7 @@ from staffer.store._base import (
     StepRecord,
     ToolCallRecord,
 )
-from staffer.store._sqlite_tx import INSERT_RUN, append, lane, missing, write
+from staffer.store._sqlite_tx import INSERT_RUN, INSERT_TOOL_CALL, append, lane, missing, write
 
 T = TypeVar("T")
 
@@ -69,9 +69,6 @@ _OWNER = "SELECT owner, status FROM runs WHERE id = ?"
 _LOAD_STEPS = f"SELECT {codec.STEP_COLUMNS} FROM run_steps WHERE run_id = ? ORDER BY step_no"
 _PUT_STEP = (
     f"INSERT OR REPLACE INTO run_steps ({codec.STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_TOOL_CALL = (
-    f"INSERT INTO tool_calls ({codec.TOOL_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SET_USAGE = (
     "UPDATE runs SET input_tokens = ?, output_tokens = ?, cached_input_tokens = ? WHERE id = ?"
@@ -253,7 +250,7 @@ class SQLiteRuns:
                 now = self._now()
                 records = append(conn, session_id, step.run_id, messages, now)
                 if tool_call is not None:
-                    conn.execute(_INSERT_TOOL_CALL, codec.tool_call_params(tool_call))
+                    conn.execute(INSERT_TOOL_CALL, codec.tool_call_params(tool_call))
                 conn.execute(_PUT_STEP, codec.step_params(step))
                 if step.kind == "model":  # only model calls change the usage
                     u = usage

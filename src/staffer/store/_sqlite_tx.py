@@ -14,6 +14,10 @@ from staffer.store._base import MessageRecord
 INSERT_RUN = (
     f"INSERT INTO runs ({codec.RUN_COLUMNS}) VALUES ({codec.placeholders(codec.RUN_COLUMNS)})"
 )
+INSERT_TOOL_CALL = (
+    f"INSERT INTO tool_calls ({codec.TOOL_CALL_COLUMNS}) "
+    f"VALUES ({codec.placeholders(codec.TOOL_CALL_COLUMNS)})"
+)
 _TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
 # The next seq and the row in one statement (one message at a time: seq stays gap-free).
 _APPEND_MESSAGE = (

@@ -39,7 +39,7 @@ from staffer.store._sqlite_blackboard import SQLiteBlackboard
 from staffer.store._sqlite_compactions import SQLiteCompactions
 from staffer.store._sqlite_runs import SQLiteRuns, fence
 from staffer.store._sqlite_thread import WorkerThread
-from staffer.store._sqlite_tx import INSERT_RUN, append
+from staffer.store._sqlite_tx import INSERT_RUN, INSERT_TOOL_CALL, append
 from staffer.store._sqlite_tx import lane as _lane
 from staffer.store._sqlite_tx import missing as _missing
 from staffer.store._sqlite_tx import write as _write
@@ -65,9 +65,6 @@ _FINISH_RUN = (
 )
 _GET_RUN = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE id = ?"
 _LIST_RUNS = f"SELECT {codec.RUN_COLUMNS} FROM runs WHERE session_id = ? ORDER BY created_at, rowid"
-_INSERT_TOOL_CALL = (
-    f"INSERT INTO tool_calls ({codec.TOOL_CALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
 _LIST_TOOL_CALLS = (
     f"SELECT {codec.TOOL_CALL_COLUMNS} FROM tool_calls WHERE session_id = ? ORDER BY created_at, id"
 )
@@ -331,7 +328,7 @@ class SQLiteStore(SQLiteRuns, SQLiteApiKeys, SQLiteCompactions, SQLiteBlackboard
         def work(conn: sqlite3.Connection) -> None:
             what = f"run {record.run_id!r} or session {record.session_id!r}"
             with _write(conn), _missing(what):
-                conn.execute(_INSERT_TOOL_CALL, codec.tool_call_params(record))
+                conn.execute(INSERT_TOOL_CALL, codec.tool_call_params(record))
 
         await self._call("recording a tool call", work)
 
