@@ -141,3 +141,16 @@ async def test_two_stores_share_a_session(postgres_schema_url: str) -> None:
         seqs = [r.seq for r in await two.list_messages(session.id)]
         assert seqs == list(range(1, 81))
         assert (await one.list_sessions())[0].id == session.id
+
+
+async def test_statements_use_generic_plans_unless_the_url_says(postgres_schema_url: str) -> None:
+    async def mode(url: str) -> str:
+        async with PostgresStore(url, max_size=1) as store:
+            return str(await store._call("reading a setting", _show_plan_cache_mode))
+
+    assert await mode(postgres_schema_url) == "force_generic_plan"
+    assert await mode(postgres_schema_url + "&plan_cache_mode=auto") == "auto"
+
+
+async def _show_plan_cache_mode(conn: object) -> object:
+    return await conn.fetchval("SHOW plan_cache_mode")  # type: ignore[attr-defined]

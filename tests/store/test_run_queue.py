@@ -162,3 +162,41 @@ async def test_concurrent_claims_never_share_a_session(store_factory: StoreFacto
         )
         claimed = [r for batch in got for r in batch]
         assert sorted(r.session_id for r in claimed) == sorted(s.id for s in sessions)
+
+
+async def test_a_finished_run_moves_its_session_to_the_top(store: Store) -> None:
+    older = await store.create_session(title="older")
+    await store.enqueue_run(older.id, "go")
+    [run] = await store.claim_runs("w1", limit=1, lease_seconds=LEASE)
+    newer = await store.create_session(title="newer")
+    step = StepRecord(run.id, 1, "model", "done")
+    answer = Message(role="assistant", content="done")
+    await store.commit_step(
+        step, session_id=older.id, messages=[answer], usage=Usage(1, 1), owner="w1"
+    )
+    await store.finish_run(run.id, status="done", usage=Usage(1, 1), owner="w1")
+    assert [s.id for s in await store.list_sessions()] == [older.id, newer.id]
+
+
+async def test_a_step_of_a_missing_run_or_session_is_a_clear_error(store: Store) -> None:
+    session = await store.create_session()
+    await store.enqueue_run(session.id, "go")
+    [run] = await store.claim_runs("w1", limit=1, lease_seconds=LEASE)
+    answer = Message(role="assistant", content="hi")
+    with pytest.raises(StoreError, match="does not exist"):
+        await store.commit_step(
+            StepRecord(run.id, 1, "model", "done"),
+            session_id="no-such-session",
+            messages=[answer],
+            usage=Usage(),
+            owner="w1",
+        )
+    with pytest.raises(StoreError, match="does not exist"):
+        await store.commit_step(
+            StepRecord("no-such-run", 1, "model", "done"),
+            session_id=session.id,
+            messages=[answer],
+            usage=Usage(),
+            owner=None,
+        )
+    assert [m.message.content for m in await store.list_messages(session.id)] == ["go"]

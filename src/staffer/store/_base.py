@@ -387,6 +387,8 @@ class Store(ABC):
 
         With `owner`, raises `LeaseLostError` (and writes nothing) unless `owner`
         still holds the run: a worker whose run was taken over cannot write to it.
+        The session's `updated_at` need not move here (SQLite leaves it, to write fewer
+        pages per step); it moves when the run starts and when it finishes.
         """
 
     @abstractmethod

@@ -176,6 +176,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (team, key)
         )""",
     ),
+    # v5: fewer index writes per journaled step (see _schema.py).
+    (
+        "DROP INDEX messages_by_run",
+        "DROP INDEX tool_calls_by_run",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -175,6 +175,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (team, key)
         )""",
     ),
+    # v5: fewer pages written per journaled step (bench.runs). Nothing reads messages or
+    # tool calls by run; these indexes only kept the write of every step busier. (Were runs
+    # ever deleted, SQLite would scan for their child rows; runs are never deleted.)
+    (
+        "DROP INDEX messages_by_run",
+        "DROP INDEX tool_calls_by_run",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from staffer.errors import LeaseLostError
+from staffer.errors import LeaseLostError, StoreError
 from staffer.models import Message, Usage
 from staffer.store import _codec as codec
 from staffer.store._base import (
@@ -21,7 +21,15 @@ from staffer.store._base import (
     StepRecord,
     ToolCallRecord,
 )
-from staffer.store._sqlite_tx import INSERT_RUN, INSERT_TOOL_CALL, append, lane, missing, write
+from staffer.store._sqlite_tx import (
+    INSERT_RUN,
+    INSERT_TOOL_CALL,
+    append,
+    insert_messages,
+    lane,
+    missing,
+    write,
+)
 
 T = TypeVar("T")
 
@@ -69,6 +77,12 @@ _OWNER = "SELECT owner, status FROM runs WHERE id = ?"
 _LOAD_STEPS = f"SELECT {codec.STEP_COLUMNS} FROM run_steps WHERE run_id = ? ORDER BY step_no"
 _PUT_STEP = (
     f"INSERT OR REPLACE INTO run_steps ({codec.STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The journal row, written only while `owner` (unless NULL) still holds the run.
+_PUT_STEP_FENCED = (
+    f"INSERT OR REPLACE INTO run_steps ({codec.STEP_COLUMNS}) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? FROM runs WHERE id = ? "
+    "AND (? IS NULL OR (owner = ? AND status IN ('running', 'waiting')))"
 )
 _SET_USAGE = (
     "UPDATE runs SET input_tokens = ?, output_tokens = ?, cached_input_tokens = ? WHERE id = ?"
@@ -244,14 +258,20 @@ class SQLiteRuns:
         tool_call: ToolCallRecord | None = None,
     ) -> list[MessageRecord]:
         def work(conn: sqlite3.Connection) -> list[MessageRecord]:
+            # As few statements and pages as the journal allows (bench.runs): no session
+            # touch, and the fence rides on the journal row's insert.
             with write(conn):
-                if owner is not None:
-                    fence(conn, step.run_id, owner)
                 now = self._now()
-                records = append(conn, session_id, step.run_id, messages, now)
+                records = insert_messages(conn, session_id, step.run_id, messages, now)
                 if tool_call is not None:
                     conn.execute(INSERT_TOOL_CALL, codec.tool_call_params(tool_call))
-                conn.execute(_PUT_STEP, codec.step_params(step))
+                fenced = (*codec.step_params(step), step.run_id, owner, owner)
+                if conn.execute(_PUT_STEP_FENCED, fenced).rowcount == 0:
+                    if owner is not None:
+                        fence(conn, step.run_id, owner)  # raises, naming the holder
+                    raise StoreError(
+                        f"cannot journal a step of run {step.run_id!r}: it does not exist."
+                    )
                 if step.kind == "model":  # only model calls change the usage
                     u = usage
                     conn.execute(

@@ -19,6 +19,11 @@ INSERT_TOOL_CALL = (
     f"VALUES ({codec.placeholders(codec.TOOL_CALL_COLUMNS)})"
 )
 _TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
+_TOUCH_RUN_SESSION = (
+    "UPDATE sessions SET updated_at = MAX(updated_at, ?) "
+    "WHERE id = (SELECT session_id FROM runs WHERE id = ?)"
+)
+_SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = ?"
 # The next seq and the row in one statement (one message at a time: seq stays gap-free).
 _APPEND_MESSAGE = (
     f"INSERT INTO messages ({codec.MESSAGE_COLUMNS}) "
@@ -59,19 +64,46 @@ def append(
     messages: list[Message],
     now: float,
 ) -> list[MessageRecord]:
-    """Append `messages` to the session inside the caller's transaction."""
+    """Append `messages` to the session inside the caller's transaction; touch the session."""
     if conn.execute(_TOUCH_SESSION, (now, session_id)).rowcount == 0:
-        raise StoreError(
-            f"cannot append messages to session {session_id!r}: it does not exist. "
-            "Create the session first."
-        )
+        raise _no_session(session_id)
+    return insert_messages(conn, session_id, run_id, messages, now)
+
+
+def insert_messages(
+    conn: sqlite3.Connection,
+    session_id: str,
+    run_id: str | None,
+    messages: list[Message],
+    now: float,
+) -> list[MessageRecord]:
+    """Insert `messages` at the end of the session's history without touching the session
+    (a journaled step: the session moves when its run starts and when it finishes)."""
     records = []
-    with missing(f"run {run_id!r}"):
+    try:
         for message in messages:
             params = codec.message_params(session_id, 0, run_id, message, now)
             row = conn.execute(_APPEND_MESSAGE, (params[0], *params[2:], session_id)).fetchone()
             records.append(MessageRecord(session_id, row[0], run_id, message, now))
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGN KEY" not in str(exc):
+            raise
+        if conn.execute(_SESSION_EXISTS, (session_id,)).fetchone() is None:
+            raise _no_session(session_id) from exc
+        raise StoreError(f"run {run_id!r} does not exist; create it first.") from exc
     return records
+
+
+def touch_run_session(conn: sqlite3.Connection, run_id: str, now: float) -> None:
+    """Move the session of `run_id` to `now` (its list order) inside the caller's transaction."""
+    conn.execute(_TOUCH_RUN_SESSION, (now, run_id))
+
+
+def _no_session(session_id: str) -> StoreError:
+    return StoreError(
+        f"cannot append messages to session {session_id!r}: it does not exist. "
+        "Create the session first."
+    )
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ from staffer.store._sqlite_blackboard import SQLiteBlackboard
 from staffer.store._sqlite_compactions import SQLiteCompactions
 from staffer.store._sqlite_runs import SQLiteRuns, fence
 from staffer.store._sqlite_thread import WorkerThread
-from staffer.store._sqlite_tx import INSERT_RUN, INSERT_TOOL_CALL, append
+from staffer.store._sqlite_tx import INSERT_RUN, INSERT_TOOL_CALL, append, touch_run_session
 from staffer.store._sqlite_tx import lane as _lane
 from staffer.store._sqlite_tx import missing as _missing
 from staffer.store._sqlite_tx import write as _write
@@ -306,6 +306,7 @@ class SQLiteStore(SQLiteRuns, SQLiteApiKeys, SQLiteCompactions, SQLiteBlackboard
                     fence(conn, run_id, owner)
                 if conn.execute(_FINISH_RUN, params).rowcount == 0:
                     raise StoreError(f"cannot finish run {run_id!r}: it does not exist.")
+                touch_run_session(conn, run_id, params[1])  # steps do not touch it
 
         await self._call("finishing a run", work)
 
