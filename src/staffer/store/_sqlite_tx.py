@@ -80,17 +80,16 @@ def insert_messages(
     """Insert `messages` at the end of the session's history without touching the session
     (a journaled step: the session moves when its run starts and when it finishes)."""
     records = []
-    try:
-        for message in messages:
-            params = codec.message_params(session_id, 0, run_id, message, now)
-            row = conn.execute(_APPEND_MESSAGE, (params[0], *params[2:], session_id)).fetchone()
-            records.append(MessageRecord(session_id, row[0], run_id, message, now))
-    except sqlite3.IntegrityError as exc:
-        if "FOREIGN KEY" not in str(exc):
+    with missing(f"run {run_id!r}"):
+        try:
+            for message in messages:
+                params = codec.message_params(session_id, 0, run_id, message, now)
+                row = conn.execute(_APPEND_MESSAGE, (params[0], *params[2:], session_id))
+                records.append(MessageRecord(session_id, row.fetchone()[0], run_id, message, now))
+        except sqlite3.IntegrityError as exc:  # the session, or else the run, is missing
+            if conn.execute(_SESSION_EXISTS, (session_id,)).fetchone() is None:
+                raise _no_session(session_id) from exc
             raise
-        if conn.execute(_SESSION_EXISTS, (session_id,)).fetchone() is None:
-            raise _no_session(session_id) from exc
-        raise StoreError(f"run {run_id!r} does not exist; create it first.") from exc
     return records
 
 
