@@ -15,6 +15,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 TIMEOUT = 10.0
@@ -133,31 +134,41 @@ def build_request(path: str, body: dict[str, object], headers: dict[str, str]) -
 
 
 async def open_loop(
-    pool: Pool, raw: bytes, *, rate: float, duration: float, stream: bool
-) -> RunStats:
-    """Fire ``rate * duration`` requests on schedule and wait for every answer."""
+    targets: Sequence[tuple[Pool, bytes]], *, rate: float, duration: float, stream: bool
+) -> list[RunStats]:
+    """Fire ``rate * duration`` requests at each target on schedule, and wait for every answer.
+
+    Several targets are interleaved: each gets `rate`, and their schedules are offset by
+    an equal share of the gap (two targets at 100/s: one request every 5 ms, alternating),
+    so all of them are measured under the same conditions of the machine at once.
+    """
     loop = asyncio.get_running_loop()
     clock = time.perf_counter
-    total = int(rate * duration)
-    stats = RunStats()
-    tasks: list[asyncio.Task[Result]] = []
+    k = len(targets)
+    per_target = int(rate * duration)
+    total = per_target * k
+    step = 1 / (rate * k)
+    stats = [RunStats() for _ in targets]
+    tasks: list[list[asyncio.Task[Result]]] = [[] for _ in targets]
     start = clock() + 0.01
     fired_first = fired_last = 0.0
     i = 0
     while i < total:
         now = clock()
         # Fire everything that is due, then sleep until the next one is.
-        while i < total and start + i / rate <= now:
-            scheduled = start + i / rate
-            tasks.append(loop.create_task(pool.request(raw, scheduled, stream=stream)))
-            stats.dispatch_lag.append(now - scheduled)
+        while i < total and start + i * step <= now:
+            scheduled = start + i * step
+            pool, raw = targets[i % k]
+            tasks[i % k].append(loop.create_task(pool.request(raw, scheduled, stream=stream)))
+            stats[i % k].dispatch_lag.append(now - scheduled)
             fired_last = now
             if i == 0:
                 fired_first = now
             i += 1
         if i < total:
-            await asyncio.sleep(max(0.0, start + i / rate - clock()))
-    stats.results = list(await asyncio.gather(*tasks))
+            await asyncio.sleep(max(0.0, start + i * step - clock()))
     span = fired_last - fired_first
-    stats.achieved_rate = (total - 1) / span if span > 0 else float("nan")
+    for one, fired in zip(stats, tasks, strict=True):
+        one.results = list(await asyncio.gather(*fired))
+        one.achieved_rate = (total - 1) / span / k if span > 0 else float("nan")
     return stats

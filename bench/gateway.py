@@ -3,7 +3,9 @@
 One run measures three paths side by side against the same OpenAI-compatible mock
 (`bench.mock_upstream`: fixed latency, SSE streaming):
 
-- **direct**: the load generator talks to the mock;
+- **direct**: the load generator talks to the mock; these requests are interleaved
+  with each gateway's (`bench._loadgen.open_loop`), so a gateway's added latency
+  compares requests made at the same moments, not minutes apart;
 - **Staffer**: `staffer start` with the mock as a router deployment (alias ``fast``),
   called on ``/v1/chat/completions`` with a user API key;
 - **LiteLLM**: ``litellm --config … --num_workers 1`` (pinned ``litellm[proxy]``, in
@@ -52,6 +54,7 @@ LITELLM_VENV = ROOT / "bench" / ".venv-litellm"
 LITELLM_KEY = "sk-bench-litellm"
 MOCK_CORE, GATEWAY_CORE = 1, 0
 MESSAGES = [{"role": "user", "content": "Say something."}]
+CHAT = "/v1/chat/completions"
 
 
 def taskset(core: int) -> list[str]:
@@ -182,35 +185,42 @@ def rss_mb(proc: psutil.Process) -> float:
 
 async def measure(
     port: int,
-    path: str,
     headers: dict[str, str],
+    direct_port: int,
     args: argparse.Namespace,
-    server: subprocess.Popen[bytes] | None,
+    server: subprocess.Popen[bytes],
 ) -> dict[str, Any]:
-    """Every rate non-streamed, then the streaming rates, for one path."""
+    """Every rate non-streamed, then the streaming rates, for one gateway, each paired
+    with direct requests to the mock interleaved with the gateway's (`open_loop`): the
+    added latency compares two sets of requests measured at the same moments."""
     body: dict[str, Any] = {"model": "fast", "messages": MESSAGES}
-    plain = build_request(path, body, headers)
-    streamed = build_request(
-        path, {**body, "stream": True, "stream_options": {"include_usage": True}}, headers
-    )
-    proc = psutil.Process(server.pid) if server else None
+    streamed_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    proc = psutil.Process(server.pid)
     out: dict[str, Any] = {"rates": {}, "stream": {}, "rss_mb": 0.0}
-    pool = Pool("127.0.0.1", port)
+    direct: dict[str, Any] = {"rates": {}, "stream": {}}
+    out["direct"] = direct
     # Streams first, at the low rates, so they never inherit an overload's backlog.
-    for mode, rates, raw in (("stream", args.stream_rates, streamed), ("rates", args.rates, plain)):
+    for mode, rates, payload in (
+        ("stream", args.stream_rates, streamed_body),
+        ("rates", args.rates, body),
+    ):
+        targets = [
+            (Pool("127.0.0.1", direct_port), build_request(CHAT, payload, {})),
+            (Pool("127.0.0.1", port), build_request(CHAT, payload, headers)),
+        ]
         for rate in rates:
             stream = mode == "stream"
             await settle(proc)
-            await open_loop(pool, raw, rate=rate, duration=1.0, stream=stream)  # warm-up
-            before = cpu_seconds(proc) if proc else 0.0
-            stats = await open_loop(pool, raw, rate=rate, duration=args.duration, stream=stream)
-            cpu = cpu_seconds(proc) - before if proc else 0.0
+            await open_loop(targets, rate=rate, duration=1.0, stream=stream)  # warm-up
+            before = cpu_seconds(proc)
+            base, stats = await open_loop(targets, rate=rate, duration=args.duration, stream=stream)
+            cpu = cpu_seconds(proc) - before
             out[mode][rate] = summarize(stats, cpu)
-            if proc:
-                out["rss_mb"] = max(out["rss_mb"], rss_mb(proc))
+            direct[mode][rate] = summarize(base, 0.0)
+            out["rss_mb"] = max(out["rss_mb"], rss_mb(proc))
             # An overloaded server's sockets are in a bad state: start over with new ones.
-            await pool.close()
-    await pool.close()
+            for pool, _ in targets:
+                await pool.close()
     return out
 
 
@@ -247,22 +257,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with process(mock_cmd) as mock:
         wait_http(f"http://127.0.0.1:{mock_port}/health", mock, 30, "the mock upstream")
         mock_url = f"http://127.0.0.1:{mock_port}/v1"
-        print("direct …", flush=True)
-        results["direct"] = arun(measure(mock_port, "/v1/chat/completions", {}, args, None))
-        print("Staffer …", flush=True)
+        print("Staffer (with direct requests interleaved) …", flush=True)
         with staffer_gateway(mock_url) as (port, key, proc):
             auth = {"authorization": f"Bearer {key}"}
-            results["staffer"] = arun(measure(port, "/v1/chat/completions", auth, args, proc))
+            results["staffer"] = arun(measure(port, auth, mock_port, args, proc))
         if args.no_litellm:
             results["litellm_error"] = "skipped (--no-litellm)"
         else:
-            print(f"LiteLLM {LITELLM_VERSION} …", flush=True)
+            print(f"LiteLLM {LITELLM_VERSION} (with direct requests interleaved) …", flush=True)
             try:
                 with litellm_proxy(mock_url) as (port, proc):
                     auth = {"authorization": f"Bearer {LITELLM_KEY}"}
-                    results["litellm"] = arun(
-                        measure(port, "/v1/chat/completions", auth, args, proc)
-                    )
+                    results["litellm"] = arun(measure(port, auth, mock_port, args, proc))
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 results["litellm_error"] = str(exc)
     return results

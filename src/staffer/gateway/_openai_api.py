@@ -70,6 +70,9 @@ _SSE_START = {
     ],
 }
 ADMIN_USER = "admin"
+#: A scope extension the gateway's own protocol offers (`staffer.gateway._protocol`):
+#: ``{"watch": callback}`` calls back when the client hangs up before the response ends.
+DISCONNECT = "staffer.disconnect"
 
 
 class _Unknown(Exception):
@@ -154,7 +157,7 @@ class OpenAIApi:
             metadata["api_key"] = key_id
         if chat.end_user:
             metadata["end_user"] = chat.end_user
-        hang_up = _HangUp(receive)
+        hang_up = _HangUp(scope, receive)
         try:
             if chat.stream:
                 await _stream(send, model, chat, hang_up)
@@ -191,20 +194,28 @@ class _HangUp:
 
     An answer calls `stop` as soon as its last byte is sent: the server reports a
     finished response as a disconnect, and what still runs then (the router's metrics
-    and cost records, a cache fill) must not be cancelled.
+    and cost records, a cache fill) must not be cancelled. The gateway's own protocol
+    reports the hang-up with a callback (the `DISCONNECT` extension); other servers
+    through `receive`, which a watcher task waits on.
     """
 
-    __slots__ = ("_start", "_watcher", "gone", "task")
+    __slots__ = ("_start", "_watcher", "gone", "stopped", "task")
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, scope: Scope, receive: Receive) -> None:
         task = asyncio.current_task()
         assert task is not None
         self.task = task
         self.gone = False
+        self.stopped = False
         self._watcher: asyncio.Task[None] | None = None
-        # The watcher starts once the request's task yields: creating a task costs
-        # more than scheduling a callback, and the upstream request goes out first.
-        self._start = task.get_loop().call_soon(self._watch, receive)
+        self._start: asyncio.Handle | None = None
+        extension = scope.get("extensions", {}).get(DISCONNECT)
+        if extension is not None:
+            extension["watch"](self._hung_up)
+        else:
+            # The watcher starts once the request's task yields: creating a task costs
+            # more than scheduling a callback, and the upstream request goes out first.
+            self._start = task.get_loop().call_soon(self._watch, receive)
 
     def _watch(self, receive: Receive) -> None:
         self._watcher = asyncio.create_task(self._wait(receive))
@@ -212,11 +223,17 @@ class _HangUp:
     async def _wait(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
-        self.gone = True
-        self.task.cancel()
+        self._hung_up()
+
+    def _hung_up(self) -> None:
+        if not self.stopped:
+            self.gone = True
+            self.task.cancel()
 
     def stop(self) -> None:
-        self._start.cancel()
+        self.stopped = True
+        if self._start is not None:
+            self._start.cancel()
         if self._watcher is not None:
             self._watcher.cancel()
 

@@ -19,7 +19,7 @@ from staffer.config import Config, Home
 from staffer.config._load import is_loopback
 from staffer.errors import ConfigError
 from staffer.gateway._app import create_app
-from staffer.gateway._dispatch import served_app
+from staffer.gateway._protocol import gateway_protocol
 from staffer.gateway._router_admin import install_reload_signal
 
 logger = logging.getLogger("staffer.gateway")
@@ -59,11 +59,11 @@ def _prepare(
     sock = bind_socket(host, config.gateway.port if port is None else port)
     server = uvicorn.Server(
         uvicorn.Config(
-            served_app(app, max_body_bytes=config.gateway.max_body_bytes),
+            app,
             log_level="warning",
             access_log=False,
             lifespan="on",
-            http="httptools",
+            http=gateway_protocol(app, max_body_bytes=config.gateway.max_body_bytes),
             ws="none",
             timeout_graceful_shutdown=5,
         )

@@ -27,6 +27,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, cast
 
 import httpx
+import orjson
 
 from staffer.errors import (
     AuthenticationError,
@@ -81,10 +82,16 @@ _scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-t
 
 
 def loads(data: bytes) -> Any:
-    """`json.loads` for one stream chunk, without its encoding sniffing and regex passes.
+    """`json.loads` for one stream chunk or request body, through orjson.
 
-    Raises ValueError (a JSONDecodeError, or UnicodeDecodeError) like `json.loads`.
+    What orjson refuses and the standard library takes (NaN, 1e400) goes to the
+    standard library, which also words the error. Raises ValueError (a JSONDecodeError,
+    or UnicodeDecodeError) like `json.loads`.
     """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
     text = data.decode()
     try:
         value, end = _scan_once(text, 0)
@@ -99,8 +106,15 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def encode_json(body: Mapping[str, Any]) -> bytes:
-    """Compact UTF-8 JSON; a lone surrogate (broken text from a tool) becomes "?"."""
-    return _encode(body).encode("utf-8", "replace")
+    """Compact UTF-8 JSON; a lone surrogate (broken text from a tool) becomes "?".
+
+    orjson writes it; what orjson refuses (a lone surrogate, an integer over 64 bits, a
+    key that is not a string) the standard library writes.
+    """
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return _encode(body).encode("utf-8", "replace")
 
 
 def truncate(body: str, limit: int = BODY_LIMIT) -> str:

@@ -75,6 +75,13 @@ class ModelRequest:
     temperature: float | None = None
     metadata: dict[str, str] = field(default_factory=dict)
 
+    def with_model(self, model: str | None) -> ModelRequest:
+        """This request with another `model`: one constructor call, a fraction of what
+        `dataclasses.replace` costs on the router's every request."""
+        return ModelRequest(
+            self.messages, self.tools, model, self.max_tokens, self.temperature, self.metadata
+        )
+
 
 # --- stream events ---------------------------------------------------------
 

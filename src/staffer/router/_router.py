@@ -17,12 +17,12 @@ a failure then ends the stream with `StreamInterruptedError`.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from staffer.errors import (
@@ -45,6 +45,9 @@ from staffer.router._types import (
 )
 
 logger = logging.getLogger("staffer.router")
+#: Request ids: a random prefix per process and a counter (unique without a syscall each).
+_ID_PREFIX = os.urandom(4).hex()
+_ids = itertools.count()
 
 
 class UnknownAliasError(BadRequestError):
@@ -170,9 +173,9 @@ class Router(Model):
             )
         plan = route.order(candidates, request, self._rng)
         if request.model is not None:
-            request = replace(request, model=None)  # adapters would send it as the wire model
+            request = request.with_model(None)  # adapters would send it as the wire model
         metadata = request.metadata
-        request_id = metadata.get("request_id") or os.urandom(8).hex()
+        request_id = metadata.get("request_id") or f"{_ID_PREFIX}{next(_ids):08x}"
         loop = asyncio.get_running_loop()
         clock = self._clock
         failures: list[str] = []
