@@ -39,7 +39,7 @@ def report(results: dict[str, Any]) -> str:
         f"{cfg['latency_ms']:g} ms, {cfg['chunks']} chunks {cfg['gap_ms']:g} ms apart",
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()}; "
         "gateway on core 0, mock + load generator on core 1",
-        "each path's requests are interleaved with as many direct ones (its 'direct' rows)",
+        "direct requests (100/s, or the path's rate if lower) are interleaved with each path's",
         "",
         "non-streamed, latency from the scheduled time (ms); added = path - direct",
         "  rate   path      direct p50/p99 |   path p50/p99 |  added p50/p99   errors   gen rate",

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 TIMEOUT = 10.0
+IDLE_EXPIRY = 4.0  # seconds a kept-alive connection may sit unused before it is dropped
 _CONTENT = re.compile(rb'"content":\s*"(?!")')
 
 
@@ -44,6 +45,7 @@ class Connection:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        self.idle_since = 0.0
 
 
 class Pool:
@@ -58,8 +60,19 @@ class Pool:
         reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
         return Connection(reader, writer)
 
+    def _take(self) -> Connection | None:
+        """The most recently used idle connection, skipping any idle for `IDLE_EXPIRY` s: the
+        server may be closing it (uvicorn's keep-alive timeout is 5 s), as clients do."""
+        now = time.perf_counter()
+        while self.idle:
+            conn = self.idle.pop()
+            if now - conn.idle_since < IDLE_EXPIRY:
+                return conn
+            conn.writer.close()
+        return None
+
     async def request(self, raw: bytes, scheduled: float, *, stream: bool) -> Result:
-        conn = self.idle.pop() if self.idle else await self._connect()
+        conn = self._take() or await self._connect()
         clock = time.perf_counter
         try:
             async with asyncio.timeout(TIMEOUT):
@@ -80,6 +93,7 @@ class Pool:
             conn.writer.close()
             return Result(False, 0, clock() - scheduled, error=type(exc).__name__)
         if keep:
+            conn.idle_since = clock()
             self.idle.append(conn)
         else:
             conn.writer.close()
@@ -134,41 +148,41 @@ def build_request(path: str, body: dict[str, object], headers: dict[str, str]) -
 
 
 async def open_loop(
-    targets: Sequence[tuple[Pool, bytes]], *, rate: float, duration: float, stream: bool
+    targets: Sequence[tuple[Pool, bytes, float]], *, duration: float, stream: bool
 ) -> list[RunStats]:
-    """Fire ``rate * duration`` requests at each target on schedule, and wait for every answer.
+    """Fire requests at each ``(pool, raw, rate)`` target on schedule for `duration`
+    seconds, and wait for every answer.
 
-    Several targets are interleaved: each gets `rate`, and their schedules are offset by
-    an equal share of the gap (two targets at 100/s: one request every 5 ms, alternating),
-    so all of them are measured under the same conditions of the machine at once.
+    Several targets run at once, their schedules merged: the requests of the second
+    target fall halfway between those of the first, and so on, so all of them are
+    measured under the same conditions of the machine.
     """
     loop = asyncio.get_running_loop()
     clock = time.perf_counter
-    k = len(targets)
-    per_target = int(rate * duration)
-    total = per_target * k
-    step = 1 / (rate * k)
+    start = clock() + 0.01
+    schedule = sorted(
+        (start + (j + k / len(targets)) / rate, k)
+        for k, (_, _, rate) in enumerate(targets)
+        for j in range(int(rate * duration))
+    )
     stats = [RunStats() for _ in targets]
     tasks: list[list[asyncio.Task[Result]]] = [[] for _ in targets]
-    start = clock() + 0.01
-    fired_first = fired_last = 0.0
+    fired: list[list[float]] = [[] for _ in targets]
     i = 0
-    while i < total:
+    while i < len(schedule):
         now = clock()
         # Fire everything that is due, then sleep until the next one is.
-        while i < total and start + i * step <= now:
-            scheduled = start + i * step
-            pool, raw = targets[i % k]
-            tasks[i % k].append(loop.create_task(pool.request(raw, scheduled, stream=stream)))
-            stats[i % k].dispatch_lag.append(now - scheduled)
-            fired_last = now
-            if i == 0:
-                fired_first = now
+        while i < len(schedule) and schedule[i][0] <= now:
+            scheduled, k = schedule[i]
+            pool, raw, _ = targets[k]
+            tasks[k].append(loop.create_task(pool.request(raw, scheduled, stream=stream)))
+            stats[k].dispatch_lag.append(now - scheduled)
+            fired[k].append(now)
             i += 1
-        if i < total:
-            await asyncio.sleep(max(0.0, start + i * step - clock()))
-    span = fired_last - fired_first
-    for one, fired in zip(stats, tasks, strict=True):
-        one.results = list(await asyncio.gather(*fired))
-        one.achieved_rate = (total - 1) / span / k if span > 0 else float("nan")
+        if i < len(schedule):
+            await asyncio.sleep(max(0.0, schedule[i][0] - clock()))
+    for one, started, times in zip(stats, tasks, fired, strict=True):
+        one.results = list(await asyncio.gather(*started))
+        span = times[-1] - times[0] if len(times) > 1 else 0.0
+        one.achieved_rate = (len(times) - 1) / span if span > 0 else float("nan")
     return stats

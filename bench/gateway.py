@@ -4,8 +4,9 @@ One run measures three paths side by side against the same OpenAI-compatible moc
 (`bench.mock_upstream`: fixed latency, SSE streaming):
 
 - **direct**: the load generator talks to the mock; these requests are interleaved
-  with each gateway's (`bench._loadgen.open_loop`), so a gateway's added latency
-  compares requests made at the same moments, not minutes apart;
+  with each gateway's (`bench._loadgen.open_loop`, at 100/s or the gateway's rate if
+  lower), so a gateway's added latency compares requests made at the same moments, not
+  minutes apart;
 - **Staffer**: `staffer start` with the mock as a router deployment (alias ``fast``),
   called on ``/v1/chat/completions`` with a user API key;
 - **LiteLLM**: ``litellm --config … --num_workers 1`` (pinned ``litellm[proxy]``, in
@@ -55,6 +56,7 @@ LITELLM_KEY = "sk-bench-litellm"
 MOCK_CORE, GATEWAY_CORE = 1, 0
 MESSAGES = [{"role": "user", "content": "Say something."}]
 CHAT = "/v1/chat/completions"
+DIRECT_RATE = 100  # direct requests a second interleaved with a gateway's (fewer below 100/s)
 
 
 def taskset(core: int) -> list[str]:
@@ -190,9 +192,10 @@ async def measure(
     args: argparse.Namespace,
     server: subprocess.Popen[bytes],
 ) -> dict[str, Any]:
-    """Every rate non-streamed, then the streaming rates, for one gateway, each paired
-    with direct requests to the mock interleaved with the gateway's (`open_loop`): the
-    added latency compares two sets of requests measured at the same moments."""
+    """Every rate non-streamed, then the streaming rates, for one gateway, each with
+    direct requests to the mock interleaved with the gateway's (`open_loop`) at up to
+    `DIRECT_RATE` a second: the added latency compares requests made at the same moments,
+    and the direct ones add little load to the core the mock and this generator share."""
     body: dict[str, Any] = {"model": "fast", "messages": MESSAGES}
     streamed_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
     proc = psutil.Process(server.pid)
@@ -204,22 +207,24 @@ async def measure(
         ("stream", args.stream_rates, streamed_body),
         ("rates", args.rates, body),
     ):
-        targets = [
-            (Pool("127.0.0.1", direct_port), build_request(CHAT, payload, {})),
-            (Pool("127.0.0.1", port), build_request(CHAT, payload, headers)),
-        ]
+        pools = [Pool("127.0.0.1", direct_port), Pool("127.0.0.1", port)]
+        raws = [build_request(CHAT, payload, {}), build_request(CHAT, payload, headers)]
         for rate in rates:
             stream = mode == "stream"
+            targets = [
+                (pools[0], raws[0], float(min(rate, DIRECT_RATE))),
+                (pools[1], raws[1], float(rate)),
+            ]
             await settle(proc)
-            await open_loop(targets, rate=rate, duration=1.0, stream=stream)  # warm-up
+            await open_loop(targets, duration=1.0, stream=stream)  # warm-up
             before = cpu_seconds(proc)
-            base, stats = await open_loop(targets, rate=rate, duration=args.duration, stream=stream)
+            base, stats = await open_loop(targets, duration=args.duration, stream=stream)
             cpu = cpu_seconds(proc) - before
             out[mode][rate] = summarize(stats, cpu)
             direct[mode][rate] = summarize(base, 0.0)
             out["rss_mb"] = max(out["rss_mb"], rss_mb(proc))
             # An overloaded server's sockets are in a bad state: start over with new ones.
-            for pool, _ in targets:
+            for pool in pools:
                 await pool.close()
     return out
 

@@ -9,6 +9,7 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -39,8 +40,7 @@ def ask(**extra: Any) -> dict[str, Any]:
 
 def connect(gw: LiveGateway) -> socket.socket:
     host, port = gw.url.removeprefix("http://").split(":")
-    sock = socket.create_connection((host, int(port)), timeout=10)
-    return sock
+    return socket.create_connection((host, int(port)), timeout=10)
 
 
 def read_response(sock: socket.socket, buffer: bytearray) -> tuple[bytes, bytes]:
@@ -181,10 +181,7 @@ class _Protocol:
         self.expect_100_continue = False
         self.completed = 0
 
-        class _State:
-            default_headers = [(b"server", b"test")]
-
-        self.server_state = _State()
+        self.server_state = SimpleNamespace(default_headers=[(b"server", b"test")])
 
     def on_response_complete(self) -> None:
         self.completed += 1

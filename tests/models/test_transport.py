@@ -373,3 +373,31 @@ def test_an_adapter_survives_a_new_event_loop() -> None:
                 assert asyncio.run(model.complete(ask())).text
             asyncio.run(model.aclose())
             gc.collect()
+
+
+async def test_finish_reaches_the_caller_before_the_body_ends() -> None:
+    """[DONE] ends the answer: Usage and Finish are yielded at once, and only then does
+    the adapter wait (briefly) for the body's end to keep the connection."""
+    end = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            await read_request(reader)
+            writer.write(chunked(*SSE, end=False))
+            await end.wait()  # the body's end comes only once the caller has Finish
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            end.clear()
+
+    async with RawServer(handle) as server:
+        model = OpenAIChatModel("mock", base_url=server.url, api_key="k")
+        for _ in range(2):
+            events = model.stream(ask())
+            kinds = []
+            async for event in events:
+                kinds.append(event.type)
+                if event.type == "finish":
+                    end.set()
+            assert kinds == ["text_delta", "text_delta", "finish"]
+        await model.aclose()
+    assert server.connections == 1  # the connection was kept: its body's end was read

@@ -208,9 +208,11 @@ class AnthropicModel(HTTPAdapter):
                     elif kind == "error":
                         raise error_for_stream_payload(ep, data, raw)
                     # "ping", "content_block_stop" and unknown future events need nothing.
+                # The end goes out before the response is closed: closing it waits for the
+                # rest of the body (to keep the connection), which the caller need not.
+                if not done and finish is None:
+                    raise ended_early(ep, count)
+                yield Usage(input_tokens, output_tokens, cached)
+                yield Finish(finish or ("tool_calls" if tool_index else "stop"))
         except (AttributeError, TypeError) as exc:
             raise shape_error(ep, raw, exc, count - 1) from exc
-        if not done and finish is None:
-            raise ended_early(ep, count)
-        yield Usage(input_tokens, output_tokens, cached)
-        yield Finish(finish or ("tool_calls" if tool_index else "stop"))

@@ -238,15 +238,17 @@ class OpenAIChatModel(HTTPAdapter):
                         if raw_usage:
                             # Kept, not yielded: some servers repeat the running total each chunk.
                             usage = _usage(raw_usage)
+                # The end goes out before the response is closed: closing it waits for the
+                # rest of the body (to keep the connection), which the caller need not.
+                if not done and finish is None:
+                    raise ended_early(ep, count)
+                if usage is not None:
+                    yield usage
+                if finish is None or (finish == "stop" and tools.seen):
+                    finish = "tool_calls" if tools.seen else "stop"
+                yield Finish(finish)
         except (AttributeError, TypeError) as exc:
             raise shape_error(ep, data, exc, count - 1) from exc
-        if not done and finish is None:
-            raise ended_early(ep, count)
-        if usage is not None:
-            yield usage
-        if finish is None or (finish == "stop" and tools.seen):
-            finish = "tool_calls" if tools.seen else "stop"
-        yield Finish(finish)
 
 
 def _usage(raw: dict[str, Any]) -> Usage:
