@@ -40,6 +40,10 @@ def report(results: dict[str, Any]) -> str:
         f"machine: {os.cpu_count()} cores, Python {platform.python_version()}; "
         "gateway on core 0, mock + load generator on core 1",
         "direct requests (100/s, or the path's rate if lower) are interleaved with each path's",
+    ]
+    if cfg.get("busy_core"):
+        lines.append("--busy-core: a lowest-priority spinner kept the gateway's core from idling")
+    lines += [
         "",
         "non-streamed, latency from the scheduled time (ms); added = path - direct",
         "  rate   path      direct p50/p99 |   path p50/p99 |  added p50/p99   errors   gen rate",

@@ -259,7 +259,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     mock_cmd += ["--port", str(mock_port), "--latency-ms", str(args.latency_ms)]
     mock_cmd += ["--chunks", str(args.chunks), "--gap-ms", str(args.gap_ms)]
     results: dict[str, Any] = {"config": vars(args).copy(), "litellm_version": LITELLM_VERSION}
-    with process(mock_cmd) as mock:
+    with process(mock_cmd) as mock, busy_core(GATEWAY_CORE, args.busy_core):
         wait_http(f"http://127.0.0.1:{mock_port}/health", mock, 30, "the mock upstream")
         mock_url = f"http://127.0.0.1:{mock_port}/v1"
         print("Staffer (with direct requests interleaved) …", flush=True)
@@ -277,6 +277,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 results["litellm_error"] = str(exc)
     return results
+
+
+@contextmanager
+def busy_core(core: int, enabled: bool) -> Iterator[None]:
+    """With `enabled`, keep `core` from idling: a spinning process at the lowest priority,
+    which yields the core to the gateway whenever it has work. A diagnostic: the gap to a
+    normal run is what waking an idle core costs (see docs/benchmarks.md)."""
+    if not enabled:
+        yield
+        return
+    spin = [*taskset(core), "nice", "-n", "19", sys.executable, "-c", "while True: pass"]
+    with process(spin):
+        yield
 
 
 def arun(coro: Any) -> Any:
@@ -297,6 +310,11 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=10)
     parser.add_argument("--gap-ms", type=float, default=1.0)
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument(
+        "--busy-core",
+        action="store_true",
+        help="keep the gateway's core busy with a lowest-priority spinner (a diagnostic)",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "gateway.json")
     args = parser.parse_args()
     args.rates = [int(r) for r in args.rates.split(",")]

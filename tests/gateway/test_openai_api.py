@@ -121,6 +121,11 @@ def test_non_streaming_completion(gw: LiveGateway) -> None:
     assert sent["max_tokens"] == 50
     assert sent["temperature"] == 0.2
     assert sent["model"] == "scripted"
+    again = client(gw, key).chat.completions.create(
+        model="scripted", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert again.id != answer.id
+    assert len(again.id) == len(answer.id) == len("chatcmpl-") + 24
 
 
 def test_streaming_passes_every_chunk_through(gw: LiveGateway) -> None:

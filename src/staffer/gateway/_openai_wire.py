@@ -8,6 +8,7 @@ Stream chunks are rendered from string templates: they are the hot path.
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import time
@@ -29,6 +30,14 @@ _quote = json.encoder.encode_basestring_ascii
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 DONE = b"data: [DONE]\n\n"
+_ID_PREFIX = "chatcmpl-" + secrets.token_hex(6)
+_ids = itertools.count()
+
+
+def completion_id() -> str:
+    """A new ``chatcmpl-…`` id: a random prefix per process and a counter, 24 hex digits
+    like OpenAI's (unique without a system call each)."""
+    return f"{_ID_PREFIX}{next(_ids):012x}"
 
 
 class WireError(Exception):
@@ -221,7 +230,7 @@ class ChunkWriter:
     __slots__ = ("_head", "_tail", "id")
 
     def __init__(self, model: str) -> None:
-        self.id = "chatcmpl-" + secrets.token_hex(12)
+        self.id = completion_id()
         self._head = (
             f'data: {{"id":"{self.id}","object":"chat.completion.chunk",'
             f'"created":{int(time.time())},"model":{_quote(model)},'
@@ -274,7 +283,7 @@ def completion(model: str, response: ModelResponse) -> bytes:
             + "]"
         )
     return (
-        f'{{"id":"chatcmpl-{secrets.token_hex(12)}","object":"chat.completion",'
+        f'{{"id":"{completion_id()}","object":"chat.completion",'
         f'"created":{int(time.time())},"model":{_quote(model)},"system_fingerprint":null,'
         f'"choices":[{{"index":0,"message":{{"role":"assistant","content":{content},'
         f'"refusal":null{calls}}},"logprobs":null,'

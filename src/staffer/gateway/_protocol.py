@@ -204,8 +204,10 @@ class V1Cycle(RequestResponseCycle):
     def _head(self, status: int, headers: Any) -> bytes:
         """The status line and headers, framed as uvicorn frames them."""
         content = [STATUS_LINE[status]]
+        for name, value in self.default_headers:  # uvicorn's own (date, server)
+            content += (name, b": ", value, b"\r\n")
         close = False
-        for name, value in [*self.default_headers, *headers]:
+        for name, value in headers:
             if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
                 raise RuntimeError(f"invalid HTTP header {name!r}")
             name = name.lower()
