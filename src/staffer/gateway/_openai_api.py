@@ -22,10 +22,8 @@ import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
-from starlette._utils import get_route_path
 from starlette.types import Receive, Scope, Send
 
 from staffer.errors import (
@@ -108,7 +106,11 @@ class OpenAIApi:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        path = get_route_path(scope).rstrip("/")
+        path = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):  # get_route_path, without a call
+            path = path[len(root) :]
+        path = path.rstrip("/")
         method = scope["method"]
         if path not in ("/chat/completions", "/models"):
             await _error(send, 404, f"no route {scope['path']}", "invalid_request_error", None)
@@ -242,7 +244,7 @@ async def _answer(send: Send, model: Model, chat: ChatRequest, hang_up: _HangUp)
     """A non-streamed answer, sent as soon as the model's Finish event arrives."""
     builder = ResponseBuilder()
     events = model.stream(chat.request)
-    async with aclosing(events):  # type: ignore[type-var]
+    try:  # not `aclosing`: a context manager costs calls on the hot path
         try:
             async for event in events:
                 builder.add(event)
@@ -253,13 +255,15 @@ async def _answer(send: Send, model: Model, chat: ChatRequest, hang_up: _HangUp)
             return
         await _json(send, 200, completion(chat.model, builder.build()))
         await _finish(events, chat.model, hang_up)
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 async def _stream(send: Send, model: Model, chat: ChatRequest, hang_up: _HangUp) -> None:
     writer = ChunkWriter(chat.model)
     usage = Usage()
     events = model.stream(chat.request)
-    async with aclosing(events):  # type: ignore[type-var]
+    try:
         try:
             first: ModelEvent | None = await anext(events)
         except StopAsyncIteration:
@@ -300,6 +304,8 @@ async def _stream(send: Send, model: Model, chat: ChatRequest, hang_up: _HangUp)
             out += writer.usage(usage)
         await send({"type": "http.response.body", "body": out.encode() + DONE})
         await _finish(events, chat.model, hang_up)
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 async def _finish(events: AsyncIterator[ModelEvent], name: str, hang_up: _HangUp) -> None:

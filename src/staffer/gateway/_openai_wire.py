@@ -190,7 +190,11 @@ def parse_request(raw: bytes) -> ChatRequest:
         not isinstance(temperature, int | float) or isinstance(temperature, bool)
     ):
         raise WireError("temperature must be a number", "temperature")
-    max_tokens = _positive_int(body, "max_completion_tokens") or _positive_int(body, "max_tokens")
+    max_tokens = None
+    if "max_completion_tokens" in body or "max_tokens" in body:
+        max_tokens = _positive_int(body, "max_completion_tokens") or _positive_int(
+            body, "max_tokens"
+        )
     stream = body.get("stream") is True
     options = body.get("stream_options")
     include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -156,7 +155,7 @@ class AnthropicModel(HTTPAdapter):
         raw = b""
         try:
             events = self._events(body)
-            async with aclosing(events):
+            try:
                 async for event in events:
                     count += 1
                     raw = event.data
@@ -214,5 +213,7 @@ class AnthropicModel(HTTPAdapter):
                     raise ended_early(ep, count)
                 yield Usage(input_tokens, output_tokens, cached)
                 yield Finish(finish or ("tool_calls" if tool_index else "stop"))
+            finally:
+                await events.aclose()
         except (AttributeError, TypeError) as exc:
             raise shape_error(ep, raw, exc, count - 1) from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -197,7 +196,7 @@ class OpenAIChatModel(HTTPAdapter):
         data = b""
         try:
             events = self._events(body)
-            async with aclosing(events):
+            try:
                 async for event in events:
                     count += 1
                     data = event.data
@@ -247,6 +246,8 @@ class OpenAIChatModel(HTTPAdapter):
                 if finish is None or (finish == "stop" and tools.seen):
                     finish = "tool_calls" if tools.seen else "stop"
                 yield Finish(finish)
+            finally:
+                await events.aclose()
         except (AttributeError, TypeError) as exc:
             raise shape_error(ep, data, exc, count - 1) from exc
 

@@ -44,9 +44,6 @@ class _Generation:
         self.idle = asyncio.Event()
         self.streams: set[weakref.ref[Any]] = set()
 
-    def started(self) -> None:
-        self.inflight += 1
-
     def ended(self, stream: weakref.ref[Any] | None = None) -> None:
         """A stream is over (`stream`: the weak reference that said so, when one did)."""
         if stream is not None:
@@ -158,13 +155,13 @@ class ReloadableModel(Model):
         except TypeError:  # a stream type without weak references
             return self._counted(gen, events)
         gen.streams.add(ref)
-        gen.started()
+        gen.inflight += 1
         return events
 
     async def _counted(
         self, gen: _Generation, events: AsyncIterator[ModelEvent]
     ) -> AsyncIterator[ModelEvent]:
-        gen.started()
+        gen.inflight += 1
         try:
             async for event in events:
                 yield event
