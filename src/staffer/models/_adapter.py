@@ -49,7 +49,7 @@ class HTTPAdapter(Model):
         self._pool = None
         self._target = None
 
-    def _events(self, body: bytes) -> AsyncGenerator[SSEEvent, None]:
+    def _events(self, body: bytes) -> AsyncGenerator[list[SSEEvent], None]:
         if not self._use_httpx:
             if self._pool is None:
                 self._target = Target.parse(self._url)

@@ -266,8 +266,9 @@ async def _drain(chunks: AsyncIterator[bytes], deadline: float) -> None:
 
 async def stream_events(
     client: httpx.AsyncClient, request: httpx.Request, ep: Endpoint
-) -> AsyncGenerator[SSEEvent, None]:
-    """Send `request` and yield its SSE events, translating every failure on the way.
+) -> AsyncGenerator[list[SSEEvent], None]:
+    """Send `request` and yield its SSE events, the ones each network read completed
+    together, translating every failure on the way.
 
     The whole call, from sending to the last byte, must fit `ep.timeout`; each
     network read is bounded by the remaining budget, so a stalled or trickling
@@ -297,12 +298,14 @@ async def stream_events(
                             chunk = await anext(chunks)
                         except StopAsyncIteration:
                             break
-                    for event in decoder.feed(chunk):
-                        count += 1
-                        yield event
-                for event in decoder.flush():
-                    count += 1
-                    yield event
+                    batch = decoder.feed(chunk)
+                    if batch:
+                        count += len(batch)
+                        yield batch
+                batch = decoder.flush()
+                if batch:
+                    count += len(batch)
+                    yield batch
             except GeneratorExit:
                 # The caller stopped at the final event ([DONE], message_stop); the body's
                 # end is normally already buffered. Reading it keeps the connection alive.
@@ -337,7 +340,7 @@ async def stream_transport_events(
     body: bytes,
     ep: Endpoint,
     connect_timeout: float = CONNECT_TIMEOUT,
-) -> AsyncGenerator[SSEEvent, None]:
+) -> AsyncGenerator[list[SSEEvent], None]:
     """`stream_events` over `_transport`; its one deadline timer aborts the socket when due."""
     deadline = asyncio.get_running_loop().time() + ep.timeout
     count = 0
@@ -354,12 +357,14 @@ async def stream_transport_events(
             decoder = SSEDecoder()
             try:
                 async for chunk in response:
-                    for event in decoder.feed(chunk):
-                        count += 1
-                        yield event
-                for event in decoder.flush():
-                    count += 1
-                    yield event
+                    batch = decoder.feed(chunk)
+                    if batch:
+                        count += len(batch)
+                        yield batch
+                batch = decoder.flush()
+                if batch:
+                    count += len(batch)
+                    yield batch
             except GeneratorExit:
                 # The caller stopped at [DONE]; wait a moment for the body's end to reuse it.
                 await response.drain(DRAIN_SECONDS, DRAIN_BYTES)

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-HIGH_WATER, LOW_WATER = 256 * 1024, 64 * 1024  # buffered body bytes: pause, resume reading
+HIGH_WATER = 256 * 1024  # buffered body bytes that pause reading until they are taken
 
 
 PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
@@ -189,12 +189,19 @@ class _Connection(asyncio.Protocol):
             self.waiter = None
 
     def take(self) -> bytes:
-        chunk = self.chunks.popleft()
-        self.buffered -= len(chunk)
-        if self.paused and self.buffered < LOW_WATER:
+        """Every body byte received so far: what one network read brought is handed on
+        in one piece, not one HTTP chunk at a time."""
+        chunks = self.chunks
+        if len(chunks) == 1:
+            data = chunks.popleft()
+        else:
+            data = b"".join(chunks)
+            chunks.clear()
+        self.buffered = 0
+        if self.paused:
             self.paused = False
             self.transport.resume_reading()
-        return chunk
+        return data
 
     def close(self) -> None:
         if self.timer is not None:

@@ -156,57 +156,60 @@ class AnthropicModel(HTTPAdapter):
         try:
             events = self._events(body)
             try:
-                async for event in events:
-                    count += 1
-                    raw = event.data
-                    try:
-                        data = loads(raw)
-                    except ValueError as exc:
-                        raise malformed(ep, raw, exc, count - 1) from exc
-                    kind = data.get("type") or event.event
-                    if kind == "content_block_delta":
-                        delta = data.get("delta") or {}
-                        dtype = delta.get("type")
-                        if dtype == "text_delta":
-                            if delta.get("text"):
-                                yield TextDelta(delta["text"])
-                        elif dtype == "input_json_delta":
-                            index = tool_index.get(data.get("index", -1))
-                            if index is not None and delta.get("partial_json"):
-                                yield ToolCallDelta(index, arguments=delta["partial_json"])
-                    elif kind == "content_block_start":
-                        block = data.get("content_block") or {}
-                        btype = block.get("type")
-                        if btype == "tool_use":
-                            index = tool_index[data.get("index", -1 - len(tool_index))] = len(
-                                tool_index
+                async for batch in events:  # the events one network read brought
+                    for event in batch:
+                        count += 1
+                        raw = event.data
+                        try:
+                            data = loads(raw)
+                        except ValueError as exc:
+                            raise malformed(ep, raw, exc, count - 1) from exc
+                        kind = data.get("type") or event.event
+                        if kind == "content_block_delta":
+                            delta = data.get("delta") or {}
+                            dtype = delta.get("type")
+                            if dtype == "text_delta":
+                                if delta.get("text"):
+                                    yield TextDelta(delta["text"])
+                            elif dtype == "input_json_delta":
+                                index = tool_index.get(data.get("index", -1))
+                                if index is not None and delta.get("partial_json"):
+                                    yield ToolCallDelta(index, arguments=delta["partial_json"])
+                        elif kind == "content_block_start":
+                            block = data.get("content_block") or {}
+                            btype = block.get("type")
+                            if btype == "tool_use":
+                                index = tool_index[data.get("index", -1 - len(tool_index))] = len(
+                                    tool_index
+                                )
+                                yield ToolCallDelta(index, block.get("id"), block.get("name"))
+                                if block.get("input"):  # normally {}, the JSON follows as deltas
+                                    yield ToolCallDelta(index, arguments=json.dumps(block["input"]))
+                            elif btype == "text" and block.get("text"):
+                                yield TextDelta(block["text"])
+                        elif kind == "message_delta":
+                            reason = (data.get("delta") or {}).get("stop_reason")
+                            if reason:
+                                finish = _STOP.get(reason, "stop")
+                            usage = data.get("usage") or {}
+                            output_tokens = usage.get("output_tokens") or output_tokens
+                        elif kind == "message_start":
+                            usage = (data.get("message") or {}).get("usage") or {}
+                            cached = usage.get("cache_read_input_tokens") or 0
+                            input_tokens = (
+                                (usage.get("input_tokens") or 0)
+                                + cached
+                                + (usage.get("cache_creation_input_tokens") or 0)
                             )
-                            yield ToolCallDelta(index, block.get("id"), block.get("name"))
-                            if block.get("input"):  # normally {}, the JSON follows as deltas
-                                yield ToolCallDelta(index, arguments=json.dumps(block["input"]))
-                        elif btype == "text" and block.get("text"):
-                            yield TextDelta(block["text"])
-                    elif kind == "message_delta":
-                        reason = (data.get("delta") or {}).get("stop_reason")
-                        if reason:
-                            finish = _STOP.get(reason, "stop")
-                        usage = data.get("usage") or {}
-                        output_tokens = usage.get("output_tokens") or output_tokens
-                    elif kind == "message_start":
-                        usage = (data.get("message") or {}).get("usage") or {}
-                        cached = usage.get("cache_read_input_tokens") or 0
-                        input_tokens = (
-                            (usage.get("input_tokens") or 0)
-                            + cached
-                            + (usage.get("cache_creation_input_tokens") or 0)
-                        )
-                        output_tokens = usage.get("output_tokens") or 0
-                    elif kind == "message_stop":
-                        done = True
+                            output_tokens = usage.get("output_tokens") or 0
+                        elif kind == "message_stop":
+                            done = True
+                            break
+                        elif kind == "error":
+                            raise error_for_stream_payload(ep, data, raw)
+                        # "ping", "content_block_stop" and unknown future events need nothing.
+                    if done:
                         break
-                    elif kind == "error":
-                        raise error_for_stream_payload(ep, data, raw)
-                    # "ping", "content_block_stop" and unknown future events need nothing.
                 # The end goes out before the response is closed: closing it waits for the
                 # rest of the body (to keep the connection), which the caller need not.
                 if not done and finish is None:

@@ -197,46 +197,49 @@ class OpenAIChatModel(HTTPAdapter):
         try:
             events = self._events(body)
             try:
-                async for event in events:
-                    count += 1
-                    data = event.data
-                    if data == b"[DONE]":
-                        done = True
+                async for batch in events:  # the events one network read brought
+                    for event in batch:
+                        count += 1
+                        data = event.data
+                        if data == b"[DONE]":
+                            done = True
+                            break
+                        try:
+                            chunks: list[Any] = [loads(data)]
+                        except ValueError as exc:
+                            split = _split_concatenated(data)
+                            if split is None:
+                                raise malformed(ep, data, exc, count - 1) from exc
+                            chunks = split
+                        for chunk in chunks:
+                            if chunk.get("error"):
+                                raise error_for_stream_payload(ep, chunk, data)
+                            for choice in chunk.get("choices") or ():
+                                delta = choice.get("delta") or {}
+                                text = delta.get("content")
+                                if text:
+                                    yield TextDelta(text)
+                                for call in delta.get("tool_calls") or ():
+                                    fn = call.get("function") or {}
+                                    call_id = call.get("id") or None
+                                    args = fn.get("arguments") or ""
+                                    if not isinstance(args, str):  # a few servers send an object
+                                        args = json.dumps(args)
+                                    yield ToolCallDelta(
+                                        tools.index(call.get("index"), call_id),
+                                        call_id,
+                                        fn.get("name") or None,
+                                        args,
+                                    )
+                                reason = choice.get("finish_reason")
+                                if reason:
+                                    finish = _FINISH.get(reason, "stop")
+                            raw_usage = chunk.get("usage")
+                            if raw_usage:
+                                # Kept, not yielded: some servers repeat the running total.
+                                usage = _usage(raw_usage)
+                    if done:
                         break
-                    try:
-                        chunks: list[Any] = [loads(data)]
-                    except ValueError as exc:
-                        split = _split_concatenated(data)
-                        if split is None:
-                            raise malformed(ep, data, exc, count - 1) from exc
-                        chunks = split
-                    for chunk in chunks:
-                        if chunk.get("error"):
-                            raise error_for_stream_payload(ep, chunk, data)
-                        for choice in chunk.get("choices") or ():
-                            delta = choice.get("delta") or {}
-                            text = delta.get("content")
-                            if text:
-                                yield TextDelta(text)
-                            for call in delta.get("tool_calls") or ():
-                                fn = call.get("function") or {}
-                                call_id = call.get("id") or None
-                                args = fn.get("arguments") or ""
-                                if not isinstance(args, str):  # a few servers send an object
-                                    args = json.dumps(args)
-                                yield ToolCallDelta(
-                                    tools.index(call.get("index"), call_id),
-                                    call_id,
-                                    fn.get("name") or None,
-                                    args,
-                                )
-                            reason = choice.get("finish_reason")
-                            if reason:
-                                finish = _FINISH.get(reason, "stop")
-                        raw_usage = chunk.get("usage")
-                        if raw_usage:
-                            # Kept, not yielded: some servers repeat the running total each chunk.
-                            usage = _usage(raw_usage)
                 # The end goes out before the response is closed: closing it waits for the
                 # rest of the body (to keep the connection), which the caller need not.
                 if not done and finish is None:
