@@ -35,3 +35,12 @@ def test_flush_dispatches_an_unterminated_event() -> None:
 
 def test_blank_lines_without_data_dispatch_nothing() -> None:
     assert feed_all(b"\n\n\nevent: ping\n\n") == []
+
+
+def test_the_decoder_counts_what_it_dispatched() -> None:
+    decoder = SSEDecoder()
+    assert len(decoder.feed(b"data: 1\n\ndata: 2\n\ndata: 3")) == 2
+    assert decoder.count == 2
+    assert decoder.feed(b"\n\n: comment\n\n") == [SSEEvent("", b"3")]
+    assert decoder.flush() == []
+    assert decoder.count == 3

@@ -277,7 +277,7 @@ async def stream_events(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + ep.timeout
-    count = 0
+    decoder = SSEDecoder()  # counts the events, for the error messages
     kw: dict[str, Any] = {"provider": ep.provider}
     try:
         async with asyncio.timeout_at(deadline):
@@ -289,7 +289,6 @@ async def stream_events(
                     body = (await response.aread()).decode("utf-8", "replace")
                 raise error_for_status(ep, response.status_code, body, response.headers)
             logger.debug("%s answered %s %s", ep.provider, response.status_code, request.url)
-            decoder = SSEDecoder()
             chunks = cast(AsyncGenerator[bytes, None], response.aiter_bytes())
             try:
                 while True:
@@ -298,13 +297,9 @@ async def stream_events(
                             chunk = await anext(chunks)
                         except StopAsyncIteration:
                             break
-                    batch = decoder.feed(chunk)
-                    if batch:
-                        count += len(batch)
+                    if batch := decoder.feed(chunk):
                         yield batch
-                batch = decoder.flush()
-                if batch:
-                    count += len(batch)
+                if batch := decoder.flush():
                     yield batch
             except GeneratorExit:
                 # The caller stopped at the final event ([DONE], message_stop); the body's
@@ -316,12 +311,12 @@ async def stream_events(
         finally:
             await response.aclose()
     except TimeoutError as exc:
-        raise _timed_out(ep, count, kw) from exc
+        raise _timed_out(ep, decoder.count, kw) from exc
     except httpx.ConnectError as exc:
         raise _cannot_connect(ep, exc, kw) from exc
     except httpx.TimeoutException as exc:
         raise ProviderUnavailableError(
-            f"{ep.provider} timed out ({type(exc).__name__}) after {count} chunks. "
+            f"{ep.provider} timed out ({type(exc).__name__}) after {decoder.count} chunks. "
             "Fix: retry, or check that the server at the base URL is reachable.",
             **kw,
         ) from exc
@@ -330,7 +325,7 @@ async def stream_events(
             f"{ep.provider} sent a response body that could not be decoded: {exc}.", **kw
         ) from exc
     except httpx.TransportError as exc:
-        raise _dropped(ep, count, exc, kw) from exc
+        raise _dropped(ep, decoder.count, exc, kw) from exc
 
 
 async def stream_transport_events(
@@ -343,7 +338,7 @@ async def stream_transport_events(
 ) -> AsyncGenerator[list[SSEEvent], None]:
     """`stream_events` over `_transport`; its one deadline timer aborts the socket when due."""
     deadline = asyncio.get_running_loop().time() + ep.timeout
-    count = 0
+    decoder = SSEDecoder()  # counts the events, for the error messages
     kw: dict[str, Any] = {"provider": ep.provider}
     try:
         response = await pool.request(
@@ -354,16 +349,11 @@ async def stream_transport_events(
             if status >= 400:
                 text = (await response.aread()).decode("utf-8", "replace")
                 raise error_for_status(ep, status, text, response.headers)
-            decoder = SSEDecoder()
             try:
                 async for chunk in response:
-                    batch = decoder.feed(chunk)
-                    if batch:
-                        count += len(batch)
+                    if batch := decoder.feed(chunk):
                         yield batch
-                batch = decoder.flush()
-                if batch:
-                    count += len(batch)
+                if batch := decoder.flush():
                     yield batch
             except GeneratorExit:
                 # The caller stopped at [DONE]; wait a moment for the body's end to reuse it.
@@ -372,14 +362,14 @@ async def stream_transport_events(
         finally:
             response.close()
     except TimeoutError as exc:
-        raise _timed_out(ep, count, kw) from exc
+        raise _timed_out(ep, decoder.count, kw) from exc
     except _transport.ConnectError as exc:  # refused, DNS, TLS, or the connect timeout
         raise _cannot_connect(ep, exc, kw) from exc
     except _transport.RemoteProtocolError as exc:
         msg = f"{ep.provider} at {ep.base_url} did not answer in HTTP/1.1 ({exc}). Fix: check it."
         raise ProtocolError(msg, **kw) from exc
     except _transport.ReadError as exc:
-        raise _dropped(ep, count, exc, kw) from exc
+        raise _dropped(ep, decoder.count, exc, kw) from exc
 
 
 def _timed_out(ep: Endpoint, count: int, kw: dict[str, Any]) -> ProviderError:

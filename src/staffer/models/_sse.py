@@ -26,12 +26,13 @@ class SSEDecoder:
     the server did not terminate before closing the stream.
     """
 
-    __slots__ = ("_buf", "_data", "_event")
+    __slots__ = ("_buf", "_data", "_event", "count")
 
     def __init__(self) -> None:
         self._buf = b""
         self._event = ""
         self._data: bytes | None = None
+        self.count = 0  # events dispatched so far
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         buf = self._buf + chunk if self._buf else chunk
@@ -49,6 +50,7 @@ class SSEDecoder:
                 self._data = None
             else:
                 self._line(line, out)
+        self.count += len(out)
         return out
 
     def flush(self) -> list[SSEEvent]:
@@ -57,6 +59,7 @@ class SSEDecoder:
             self._line(self._buf, out)
             self._buf = b""
         self._line(b"", out)
+        self.count += len(out)
         return out
 
     def _line(self, line: bytes, out: list[SSEEvent]) -> None:
