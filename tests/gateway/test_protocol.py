@@ -151,6 +151,28 @@ def test_an_escaped_path_takes_the_asgi_route_to_the_same_api(live_gateway: Star
     assert (totals["requests"], totals["cancelled"]) == (2, 1)
 
 
+def test_a_hang_up_after_a_large_body_still_cancels_the_upstream_call(
+    live_gateway: Start,
+) -> None:
+    """Past 64 KiB uvicorn stops reading until the body is taken: taking it must read on,
+    or the client's hang-up would go unseen and the upstream call run to its end."""
+    gw = live_gateway({**SCENARIO, "faults": [{"kind": "stall", "seconds": 30}]})
+    with_router(gw)
+    key = create_key(gw, "erin")
+    big = ask(model="fast", messages=[{"role": "user", "content": "x" * 70_000}])
+    with connect(gw) as sock:
+        sock.sendall(request(CHAT, key, big))
+        time.sleep(0.5)  # the request is upstream, stalled; the client gives up
+    with gw.client() as admin:
+        deadline = time.monotonic() + 10
+        while True:
+            totals = admin.get("/api/router").json()["aliases"].get("fast", {}).get("totals", {})
+            if totals.get("cancelled") == 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert (totals["requests"], totals["cancelled"]) == (1, 1)
+
+
 class _Transport(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
@@ -223,3 +245,13 @@ async def test_content_length_is_kept_to_and_bad_headers_are_refused() -> None:
     cycle = V1Cycle(_Protocol(), keep_alive=True)  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="invalid HTTP header"):
         await cycle.send({"type": "http.response.start", "status": 200, "headers": bad})
+
+
+def test_watching_a_connection_already_gone_calls_back_at_once() -> None:
+    cycle = V1Cycle(_Protocol(), keep_alive=True)  # type: ignore[arg-type]
+    calls: list[str] = []
+    cycle.watch(lambda: calls.append("now"))
+    assert calls == []
+    cycle.disconnected = True
+    cycle.watch(lambda: calls.append("gone"))
+    assert calls == ["gone"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -187,7 +188,9 @@ def parse_request(raw: bytes) -> ChatRequest:
         raise WireError("only n = 1 is supported", "n")
     temperature = body.get("temperature")
     if temperature is not None and (
-        not isinstance(temperature, int | float) or isinstance(temperature, bool)
+        not isinstance(temperature, int | float)
+        or isinstance(temperature, bool)
+        or not math.isfinite(temperature)
     ):
         raise WireError("temperature must be a number", "temperature")
     max_tokens = None

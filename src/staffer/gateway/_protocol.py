@@ -156,12 +156,17 @@ class V1Cycle(RequestResponseCycle):
     def watch(self, callback: Callable[[], None]) -> None:
         """Call `callback` if the client goes away before the response is complete (the
         ``staffer.disconnect`` extension: no task waiting on `receive` for it)."""
+        if self.disconnected:  # gone already (while the app read the body or the store)
+            callback()
+            return
         self.on_disconnect = callback
 
     async def receive(self) -> Message:  # type: ignore[override]
         # The usual case, a body that has arrived whole, without the event's wait.
         waiting = self.more_body or self.waiting_for_100_continue or self.disconnected
         if not waiting and not self.response_complete and self.message_event.is_set():
+            # Reading stopped if the body passed 64 KiB: without it, no hang-up is seen.
+            self.flow.resume_reading()
             self.message_event.clear()
             body, self.body = bytes(self.body), bytearray()
             return {"type": "http.request", "body": body, "more_body": False}

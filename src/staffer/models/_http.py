@@ -77,6 +77,7 @@ def request_timeout(total: float, connect: float = CONNECT_TIMEOUT) -> httpx.Tim
     return httpx.Timeout(total, connect=min(connect, total))
 
 
+_LONG_NUMBER = re.compile(rb"\d{20}")
 # typeshed types make_scanner's argument as itself; it takes the decoder for its settings.
 _scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
@@ -85,13 +86,15 @@ def loads(data: bytes) -> Any:
     """`json.loads` for one stream chunk or request body, through orjson.
 
     What orjson refuses and the standard library takes (NaN, 1e400) goes to the
-    standard library, which also words the error. Raises ValueError (a JSONDecodeError,
-    or UnicodeDecodeError) like `json.loads`.
+    standard library, which also words the error, and so does a text with a run of 20
+    digits (an integer over 64 bits, which orjson would turn into a float). Raises
+    ValueError (a JSONDecodeError, or UnicodeDecodeError) like `json.loads`.
     """
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        pass
+    if not _LONG_NUMBER.search(data):  # orjson would round an integer over 64 bits
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
     text = data.decode()
     try:
         value, end = _scan_once(text, 0)
@@ -109,7 +112,8 @@ def encode_json(body: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON; a lone surrogate (broken text from a tool) becomes "?".
 
     orjson writes it; what orjson refuses (a lone surrogate, an integer over 64 bits, a
-    key that is not a string) the standard library writes.
+    key that is not a string) the standard library writes. NaN and infinities, which are
+    not JSON, become null.
     """
     try:
         return orjson.dumps(body)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,7 @@ class Built:
 
 
 class _Generation:
-    __slots__ = ("built", "idle", "inflight", "number", "retired", "streams")
+    __slots__ = ("built", "idle", "inflight", "number", "retired")
 
     def __init__(self, built: Built, number: int) -> None:
         self.built = built
@@ -42,15 +41,6 @@ class _Generation:
         self.inflight = 0
         self.retired = False
         self.idle = asyncio.Event()
-        self.streams: set[weakref.ref[Any]] = set()
-
-    def ended(self, stream: weakref.ref[Any] | None = None) -> None:
-        """A stream is over (`stream`: the weak reference that said so, when one did)."""
-        if stream is not None:
-            self.streams.discard(stream)
-        self.inflight -= 1
-        if self.retired and self.inflight == 0:
-            self.idle.set()
 
 
 class ReloadableModel(Model):
@@ -143,30 +133,16 @@ class ReloadableModel(Model):
 
     # --- Model ------------------------------------------------------------------------
 
-    def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
-        """The current generation's own stream, not a wrapper around it (a wrapper costs
-        every event a hop): the generation counts it in flight until the stream object
-        is gone, which a weak reference reports (at once when the caller lets go of it,
-        as callers do once it is closed)."""
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelEvent]:
         gen = self._current
-        events = gen.built.model.stream(request)
-        try:
-            ref = weakref.ref(events, gen.ended)
-        except TypeError:  # a stream type without weak references
-            return self._counted(gen, events)
-        gen.streams.add(ref)
-        gen.inflight += 1
-        return events
-
-    async def _counted(
-        self, gen: _Generation, events: AsyncIterator[ModelEvent]
-    ) -> AsyncIterator[ModelEvent]:
         gen.inflight += 1
         try:
-            async for event in events:
+            async for event in gen.built.model.stream(request):
                 yield event
         finally:
-            gen.ended()
+            gen.inflight -= 1
+            if gen.retired and gen.inflight == 0:
+                gen.idle.set()
 
     async def aclose(self) -> None:
         """Close every generation: retired ones without waiting for their streams."""
