@@ -26,6 +26,7 @@ from staffer.errors import ToolError
 # After the group is ended, how long to wait for the pipe to report EOF. Only a
 # process that left the group (setsid) can still hold it open by then.
 _EOF_GRACE = 1.0
+_READ_SIZE = 65536
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,21 +82,6 @@ class _OutputBuffer:
         keep_head = self.max_chars - keep_tail
         marker = f"\n[... output truncated: {self.total} bytes in total ...]\n"
         return first[:keep_head] + marker + (last[-keep_tail:] if keep_tail else ""), True
-
-
-class _PipeReader(asyncio.Protocol):
-    """Feeds everything read from the pipe into a buffer and notes the end."""
-
-    def __init__(self, buffer: _OutputBuffer, done: asyncio.Future[None]) -> None:
-        self._buffer = buffer
-        self._done = done
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer.feed(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self._done.done():
-            self._done.set_result(None)
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -172,10 +158,27 @@ async def run_command(
     eof: asyncio.Future[None] = loop.create_future()
     pgid = proc.pid  # the session leader's pid is the group id
     timed_out = False
-    pipe = os.fdopen(read_fd, "rb", buffering=0)
-    transport: asyncio.BaseTransport | None = None
+
+    def readable() -> None:
+        try:
+            data = os.read(read_fd, _READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if data:
+            buffer.feed(data)
+        else:  # every writer has closed the pipe
+            loop.remove_reader(read_fd)
+            if not eof.done():
+                eof.set_result(None)
+
+    # Read with add_reader, not connect_read_pipe: uvloop's pipe transport closes the
+    # descriptor twice (MagicStack/uvloop#763), which closed other connections' sockets
+    # when the number had been reused in between.
+    os.set_blocking(read_fd, False)
+    loop.add_reader(read_fd, readable)
     try:
-        transport, _ = await loop.connect_read_pipe(lambda: _PipeReader(buffer, eof), pipe)
         exited = asyncio.ensure_future(proc.wait())
         try:
             await asyncio.wait_for(asyncio.shield(exited), timeout)
@@ -191,10 +194,8 @@ async def run_command(
             await asyncio.wait_for(proc.wait(), _EOF_GRACE)
         raise
     finally:
-        if transport is not None:
-            transport.close()  # also closes `pipe`
-        else:
-            pipe.close()
+        loop.remove_reader(read_fd)
+        os.close(read_fd)
 
     output, truncated = buffer.text()
     return CommandResult(
