@@ -72,6 +72,19 @@ def client(gw: LiveGateway, key: str) -> OpenAI:
     return OpenAI(base_url=f"{gw.url}/v1", api_key=key, max_retries=0, timeout=30)
 
 
+def totals_once_cancelled(gw: LiveGateway, cancelled: int, alias: str = "fast") -> dict[str, Any]:
+    """The router's totals for `alias` once `cancelled` attempts were cancelled (or after
+    10 s, for the caller's assertion to say what they were)."""
+    deadline = time.monotonic() + 10
+    with gw.client() as admin:
+        while True:
+            aliases = admin.get("/api/router").json()["aliases"]
+            totals: dict[str, Any] = aliases.get(alias, {}).get("totals", {})
+            if totals.get("cancelled") == cancelled or time.monotonic() > deadline:
+                return totals
+            time.sleep(0.05)
+
+
 def with_router(gw: LiveGateway, extra: str = "") -> None:
     """Reconfigure `gw` with deployments and aliases on its scripted server, and restart."""
     assert gw.server is not None

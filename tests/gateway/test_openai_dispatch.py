@@ -10,7 +10,13 @@ from typing import Any
 import httpx
 from starlette.testclient import TestClient
 from tests.conftest import LiveGateway
-from tests.gateway.test_openai_api import GREETING, SCENARIO, create_key, with_router
+from tests.gateway.test_openai_api import (
+    GREETING,
+    SCENARIO,
+    create_key,
+    totals_once_cancelled,
+    with_router,
+)
 
 from staffer.config import load_config
 from staffer.gateway import create_app
@@ -125,11 +131,5 @@ def test_a_client_hanging_up_cancels_the_upstream_call(live_gateway: Start) -> N
             pass  # the client gives up and closes the connection
         else:
             raise AssertionError("the stalled upstream answered")
-    with gw.client() as admin:
-        deadline = time.monotonic() + 10
-        while True:
-            totals = admin.get("/api/router").json()["aliases"].get("fast", {}).get("totals", {})
-            if totals.get("cancelled") == 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+    totals = totals_once_cancelled(gw, 2)
     assert (totals["requests"], totals["cancelled"], totals["errors"]) == (2, 2, 0)

@@ -15,7 +15,13 @@ from typing import Any
 import httpx
 import pytest
 from tests.conftest import LiveGateway
-from tests.gateway.test_openai_api import GREETING, SCENARIO, create_key, with_router
+from tests.gateway.test_openai_api import (
+    GREETING,
+    SCENARIO,
+    create_key,
+    totals_once_cancelled,
+    with_router,
+)
 
 from staffer.gateway._protocol import V1Cycle
 
@@ -141,13 +147,7 @@ def test_an_escaped_path_takes_the_asgi_route_to_the_same_api(live_gateway: Star
         httpx.post(gw.url + escaped, json=ask(model="fast"), headers=auth, timeout=0.5)
     answer = httpx.post(gw.url + escaped, json=ask(model="fast"), headers=auth, timeout=30)
     assert answer.json()["choices"][0]["message"]["content"] == GREETING
-    with gw.client() as admin:
-        deadline = time.monotonic() + 10
-        while True:
-            totals = admin.get("/api/router").json()["aliases"]["fast"]["totals"]
-            if totals.get("cancelled") == 1 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+    totals = totals_once_cancelled(gw, 1)
     assert (totals["requests"], totals["cancelled"]) == (2, 1)
 
 
@@ -163,13 +163,7 @@ def test_a_hang_up_after_a_large_body_still_cancels_the_upstream_call(
     with connect(gw) as sock:
         sock.sendall(request(CHAT, key, big))
         time.sleep(0.5)  # the request is upstream, stalled; the client gives up
-    with gw.client() as admin:
-        deadline = time.monotonic() + 10
-        while True:
-            totals = admin.get("/api/router").json()["aliases"].get("fast", {}).get("totals", {})
-            if totals.get("cancelled") == 1 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+    totals = totals_once_cancelled(gw, 1)
     assert (totals["requests"], totals["cancelled"]) == (1, 1)
 
 
