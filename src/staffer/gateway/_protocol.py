@@ -76,8 +76,14 @@ class GatewayProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         url = self.url
-        if not url.startswith(_PREFIX_SLASH) or self.root_path or self.parser.should_upgrade():
-            super().on_headers_complete()
+        limit = self.limit_concurrency
+        if (
+            not url.startswith(_PREFIX_SLASH)
+            or self.root_path
+            or self.parser.should_upgrade()
+            or (limit is not None and max(len(self.connections), len(self.tasks)) >= limit)
+        ):
+            super().on_headers_complete()  # (at the concurrency limit, uvicorn answers 503)
             return
         parser = self.parser
         http_version = parser.get_http_version()
@@ -102,12 +108,6 @@ class GatewayProtocol(HttpToolsProtocol):
                 if value.isdigit() and int(value) <= self.max_body_bytes:
                     app = self.api
                 break
-        if self.limit_concurrency is not None and (
-            len(self.connections) >= self.limit_concurrency
-            or len(self.tasks) >= self.limit_concurrency
-        ):
-            super().on_headers_complete()  # uvicorn answers 503
-            return
         existing = self.cycle
         self.cycle = cycle = V1Cycle(
             self,
